@@ -1,1 +1,8 @@
+//! trustpool: the std adapter around `trustpool-core` — file formats, a fast signature
+//! backend, and the command line.
 
+pub mod backend;
+pub mod files;
+pub mod quote_cmd;
+
+pub use backend::Ring;

@@ -1,1 +1,134 @@
-fn main() {}
+//! The `trustpool` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use trustpool::files::{self, AkFile, KeylimeQuote};
+use trustpool::quote_cmd::{self, QuoteEvidence, VerifyFailure};
+use trustpool_core::{HashAlg, RustCrypto, SigScheme, SignatureVerifier};
+
+#[derive(Parser)]
+#[command(
+    name = "trustpool",
+    version,
+    about = "Decide whether a machine may be trusted, from evidence its TPM signed"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// TPM 2.0 quotes.
+    #[command(subcommand)]
+    Quote(QuoteCmd),
+}
+
+#[derive(Subcommand)]
+enum QuoteCmd {
+    /// Verify a quote's signature, nonce and (optionally) PCR values.
+    Verify(QuoteVerifyArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Backend {
+    /// ring where it has the algorithm, RustCrypto otherwise.
+    Ring,
+    /// RustCrypto only (the core's pure-Rust backend).
+    Rustcrypto,
+}
+
+#[derive(Args)]
+struct QuoteVerifyArgs {
+    /// Attestation key: TPM2B_PUBLIC, TPMT_PUBLIC, DER or PEM SubjectPublicKeyInfo.
+    #[arg(long)]
+    ak: PathBuf,
+    /// TPMS_ATTEST (`tpm2_quote -m`).
+    #[arg(long, required_unless_present = "keylime_quote")]
+    quote: Option<PathBuf>,
+    /// TPMT_SIGNATURE (`tpm2_quote -s`), or a plain signature with --scheme.
+    #[arg(long, required_unless_present = "keylime_quote")]
+    signature: Option<PathBuf>,
+    /// PCR values (`tpm2_quote -o`).
+    #[arg(long)]
+    pcrs: Option<PathBuf>,
+    /// A Keylime agent quote string `r<attest>:<sig>:<pcrs>` (file), instead of the three files.
+    #[arg(long, conflicts_with_all = ["quote", "signature", "pcrs"])]
+    keylime_quote: Option<PathBuf>,
+    /// Expected nonce (extraData), hex; empty for none.
+    #[arg(long, allow_hyphen_values = true)]
+    nonce: String,
+    /// Scheme of a plain signature, e.g. rsassa-sha256, rsapss-sha256, ecdsa-sha384.
+    #[arg(long, value_parser = parse_scheme)]
+    scheme: Option<SigScheme>,
+    /// Signature backend.
+    #[arg(long, value_enum, default_value = "ring")]
+    backend: Backend,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_scheme(s: &str) -> Result<SigScheme, String> {
+    let (kind, hash) = s
+        .split_once('-')
+        .ok_or("expected <scheme>-<hash>, e.g. rsassa-sha256")?;
+    let hash = HashAlg::from_name(hash).ok_or_else(|| format!("unknown hash {hash:?}"))?;
+    match kind {
+        "rsassa" => Ok(SigScheme::RsaSsa(hash)),
+        "rsapss" => Ok(SigScheme::RsaPss(hash)),
+        "ecdsa" => Ok(SigScheme::Ecdsa(hash)),
+        _ => Err(format!("unknown scheme {kind:?}: rsassa, rsapss or ecdsa")),
+    }
+}
+
+fn quote_verify(a: &QuoteVerifyArgs) -> Result<quote_cmd::QuoteReport, VerifyFailure> {
+    let ak = AkFile::load(&a.ak)?;
+    let nonce = files::parse_hex(&a.nonce, "--nonce")?;
+    let ev = match &a.keylime_quote {
+        Some(p) => {
+            let text = String::from_utf8_lossy(&files::read(p)?).into_owned();
+            QuoteEvidence::from(KeylimeQuote::parse(&text)?)
+        }
+        None => QuoteEvidence {
+            attest: files::read(a.quote.as_ref().expect("clap requires --quote"))?,
+            signature: files::read(a.signature.as_ref().expect("clap requires --signature"))?,
+            pcrs: a.pcrs.as_ref().map(files::read).transpose()?,
+        },
+    };
+    let backend: &dyn SignatureVerifier = match a.backend {
+        Backend::Ring => &trustpool::Ring,
+        Backend::Rustcrypto => &RustCrypto,
+    };
+    quote_cmd::verify_quote(backend, &ak, &ev, &nonce, a.scheme).map(|(r, _)| r)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Quote(QuoteCmd::Verify(a)) => match quote_verify(&a) {
+            Ok(report) => {
+                if a.json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).expect("report serializes")
+                    );
+                } else {
+                    print!("{}", quote_cmd::summary(&report));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                if a.json {
+                    let v = serde_json::json!({"verified": false, "error": e.code(), "message": e.to_string()});
+                    println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+                } else {
+                    eprintln!("trustpool: quote rejected ({}): {e}", e.code());
+                }
+                ExitCode::from(e.exit_code() as u8)
+            }
+        },
+    }
+}
