@@ -214,10 +214,13 @@ impl KeylimeQuote {
             pcrs,
         })
     }
+}
 
-    pub fn to_string(&self) -> String {
+impl std::fmt::Display for KeylimeQuote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let b = base64::engine::general_purpose::STANDARD;
-        format!(
+        write!(
+            f,
             "r{}:{}:{}",
             b.encode(&self.attest),
             b.encode(&self.signature),
