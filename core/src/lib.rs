@@ -3,7 +3,8 @@
 //! Modules follow the formats they implement: [`codec`] (checked cursor), [`alg`]
 //! (`TPM_ALG_ID`, hashing), [`attest`] (`TPMS_ATTEST`), [`signature`] (`TPMT_SIGNATURE` and
 //! verification backends), [`public`] (`TPMT_PUBLIC`, SPKI), [`pcr`] (selections and values),
-//! [`quote`] (quote verification).
+//! [`quote`] (quote verification), [`eventlog`] (TCG PC Client firmware event logs: parsing,
+//! replay, comparison with quotes, decoding).
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -21,16 +22,20 @@
 extern crate alloc;
 
 pub mod alg;
+pub mod appraise;
 pub mod attest;
 pub mod codec;
+pub mod eventlog;
 pub mod pcr;
 pub mod public;
 pub mod quote;
 pub mod signature;
+pub mod whitelist;
 
 pub use alg::{Digest, EccCurve, HashAlg};
 pub use attest::Attest;
 pub use codec::{Error, ErrorKind, Reader};
+pub use eventlog::{EventLog, EventLogError};
 pub use pcr::{PcrBank, PcrSelection, PcrSet, PcrValues};
 pub use public::{Public, PublicKey, SigScheme};
 pub use quote::{AttestationKey, Quote, QuoteError, VerifiedQuote};

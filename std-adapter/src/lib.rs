@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod files;
+pub mod policy;
 pub mod quote_cmd;
 
 pub use backend::Ring;

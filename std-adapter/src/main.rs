@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use trustpool::files::{self, AkFile, KeylimeQuote};
+use trustpool::policy::{self, Policy};
 use trustpool::quote_cmd::{self, QuoteEvidence, VerifyFailure};
 use trustpool_core::{HashAlg, RustCrypto, SigScheme, SignatureVerifier};
 
@@ -24,6 +25,32 @@ enum Cmd {
     /// TPM 2.0 quotes.
     #[command(subcommand)]
     Quote(QuoteCmd),
+    /// Whitelists: compile, show, learn.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// Compile a TOML (or JSON) whitelist into the compact binary form.
+    Compile {
+        /// The whitelist, TOML (or JSON when it ends in .json).
+        file: PathBuf,
+        /// Output file (.tpw).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Host group whose overrides apply.
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Describe a compiled whitelist (or a TOML one, compiled in memory).
+    Show {
+        file: PathBuf,
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -105,9 +132,77 @@ fn quote_verify(a: &QuoteVerifyArgs) -> Result<quote_cmd::QuoteReport, VerifyFai
     quote_cmd::verify_quote(backend, &ak, &ev, &nonce, a.scheme).map(|(r, _)| r)
 }
 
+/// Load a whitelist: compiled (.tpw, by its magic) or TOML/JSON, compiled in memory.
+fn load_policy(file: &std::path::Path, group: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    let bytes = files::read(file)?;
+    if bytes.starts_with(&trustpool_core::whitelist::MAGIC) {
+        anyhow::ensure!(
+            group.is_none(),
+            "--group applies to TOML whitelists; {} is compiled",
+            file.display()
+        );
+        return Ok(bytes);
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        anyhow::anyhow!(
+            "{}: neither a compiled whitelist nor UTF-8 text",
+            file.display()
+        )
+    })?;
+    let name = file.display().to_string();
+    let policy = if file.extension().is_some_and(|e| e == "json") {
+        Policy::from_json(&text, &name)?
+    } else {
+        Policy::from_toml(&text, &name)?
+    };
+    Ok(policy.compile(group)?)
+}
+
+fn policy_cmd(cmd: PolicyCmd) -> anyhow::Result<()> {
+    match cmd {
+        PolicyCmd::Compile {
+            file,
+            output,
+            group,
+        } => {
+            let bin = load_policy(&file, group.as_deref())?;
+            let wl = trustpool_core::whitelist::Whitelist::parse(&bin)
+                .map_err(|e| anyhow::anyhow!("compiled whitelist invalid: {e}"))?;
+            std::fs::write(&output, &bin)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", output.display()))?;
+            eprintln!(
+                "wrote {} ({} bytes, sha256:{})",
+                output.display(),
+                bin.len(),
+                hex::encode(wl.digest())
+            );
+            Ok(())
+        }
+        PolicyCmd::Show { file, group, json } => {
+            let bin = load_policy(&file, group.as_deref())?;
+            let wl = trustpool_core::whitelist::Whitelist::parse(&bin)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let report = policy::show(&wl);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", policy::show_text(&report));
+            }
+            Ok(())
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Policy(cmd) => match policy_cmd(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("trustpool: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Cmd::Quote(QuoteCmd::Verify(a)) => match quote_verify(&a) {
             Ok(report) => {
                 if a.json {
