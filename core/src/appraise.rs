@@ -193,8 +193,20 @@ impl<'a> Finding<'a> {
 
 impl fmt::Display for Finding<'_> {
     /// One line, e.g. `PCR 4, event #37 EV_EFI_BOOT_SERVICES_APPLICATION sha256:ab12… is not
-    /// in the whitelist`. (The std adapter adds decoded event data such as image paths.)
+    /// in the whitelist`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_with(f, None)
+    }
+}
+
+impl Finding<'_> {
+    /// As `Display`, with a description of the event (e.g. its image path, decoded by the
+    /// caller) after the event type.
+    pub fn write_with(
+        &self,
+        f: &mut dyn fmt::Write,
+        event: Option<&dyn fmt::Display>,
+    ) -> fmt::Result {
         if let Some(p) = self.pcr {
             write!(f, "PCR {p}, ")?;
         }
@@ -203,6 +215,9 @@ impl fmt::Display for Finding<'_> {
         }
         if let Some(t) = self.event_type {
             write!(f, "{t} ")?;
+        }
+        if let Some(e) = event {
+            write!(f, "{e} ")?;
         }
         if let Some(s) = &self.seen {
             write!(f, "{s} ")?;
@@ -430,7 +445,7 @@ pub fn appraise<'a, const N: usize>(
             None
         }
     };
-    let replay = log.as_ref().map(|l| Replay::for_log(l, ALL_PCRS));
+    let replay = log.as_ref().map(|l| Replay::log(l, ALL_PCRS));
 
     // 4. PCR values bound to the quote: the supplied ones if they match its digest, else the
     //    replay's if they do. `confirmed`: PCRs (any bank) whose log replay matches the quote.

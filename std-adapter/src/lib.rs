@@ -2,8 +2,10 @@
 //! backend, and the command line.
 
 pub mod backend;
+pub mod eventlog_cmd;
 pub mod files;
 pub mod policy;
 pub mod quote_cmd;
+pub mod verify_cmd;
 
 pub use backend::Ring;
