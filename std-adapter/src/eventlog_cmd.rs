@@ -373,7 +373,7 @@ pub fn check(
         let attest = trustpool_core::Attest::parse(&ev.attest).ok();
         let ok = attest.and_then(|a| a.quote().copied()).is_some_and(|q| {
             let Some(alg) =
-                HashAlg::from_name(&quote.signature_scheme.split('-').nth(1).unwrap_or(""))
+                HashAlg::from_name(quote.signature_scheme.split('-').nth(1).unwrap_or(""))
             else {
                 return false;
             };
