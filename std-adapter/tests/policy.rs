@@ -132,8 +132,10 @@ proptest! {
         events in proptest::collection::vec((0u8..24, prop_oneof![Just("any".to_string()), Just("EV_SEPARATOR".to_string()), Just("0x80000003".to_string())], proptest::collection::vec(hex32(), 1..5)), 0..8),
         forbid in proptest::collection::vec("[a-z.]{1,20}=[0-9]", 0..4),
     ) {
-        let mut p = Policy::default();
-        p.pcrs = golden.iter().map(|(i, v)| GoldenPcr { index: *i, values: v.clone() }).collect();
+        let mut p = Policy {
+            pcrs: golden.iter().map(|(i, v)| GoldenPcr { index: *i, values: v.clone() }).collect(),
+            ..Default::default()
+        };
         p.events.rules = events.iter().map(|(pcr, t, d)| EventRule { pcr: *pcr, event_type: t.clone(), digests: d.clone() }).collect();
         p.kernel_cmdline.forbid = forbid.clone();
         let bin = p.compile(None).unwrap();
