@@ -6,6 +6,7 @@ pub mod eventlog_cmd;
 pub mod files;
 pub mod policy;
 pub mod quote_cmd;
+pub mod testing;
 pub mod verify_cmd;
 
 pub use backend::Ring;

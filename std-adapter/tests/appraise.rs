@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use p256::ecdsa::signature::hazmat::PrehashSigner;
 use trustpool::files::AkFile;
 use trustpool::policy::Policy;
 use trustpool::verify_cmd::{learn, verify, VerdictReport, VerifyInput};
@@ -197,54 +196,6 @@ fn each_deviation_has_its_own_finding() {
     assert!(r.findings[0].message.contains("nonce"));
 }
 
-/// A test AK (not a TPM's) that quotes given PCR values, for logs that came without a quote.
-fn test_quote(
-    bank: HashAlg,
-    mask: u32,
-    values: &impl trustpool_core::PcrValues,
-    nonce: &[u8],
-) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let sk = p256::ecdsa::SigningKey::from_slice(&[9u8; 32]).unwrap();
-    let point = sk.verifying_key().to_sec1_point(false);
-    let xy = &point.as_bytes()[1..];
-    let mut public = vec![
-        0x00, 0x23, 0x00, 0x0b, 0x00, 0x05, 0x00, 0x72, 0x00, 0x00, 0x00, 0x10, 0x00, 0x18, 0x00,
-        0x0b, 0x00, 0x03, 0x00, 0x10, 0x00, 0x20,
-    ];
-    public.extend_from_slice(&xy[..32]);
-    public.extend_from_slice(&[0x00, 0x20]);
-    public.extend_from_slice(&xy[32..]);
-    let mut tpm2b = (public.len() as u16).to_be_bytes().to_vec();
-    tpm2b.extend(public);
-    let mut a = 0xff54_4347u32.to_be_bytes().to_vec();
-    a.extend_from_slice(&0x8018u16.to_be_bytes());
-    a.extend_from_slice(&[0x00, 0x00]);
-    a.extend_from_slice(&(nonce.len() as u16).to_be_bytes());
-    a.extend_from_slice(nonce);
-    a.extend_from_slice(&[0; 17]);
-    a.extend_from_slice(&[0; 8]);
-    a.extend_from_slice(&[0, 0, 0, 1]);
-    a.extend_from_slice(&bank.id().to_be_bytes());
-    a.push(3);
-    a.extend_from_slice(&mask.to_le_bytes()[..3]);
-    let mut h = HashAlg::Sha256.hasher().unwrap();
-    for i in 0..24u8 {
-        if mask & (1 << i) != 0 {
-            h.update(values.pcr(bank, i).unwrap().as_bytes());
-        }
-    }
-    a.extend_from_slice(&[0x00, 0x20]);
-    a.extend_from_slice(h.finalize().as_bytes());
-    let digest = HashAlg::Sha256.hash(&a).unwrap();
-    let sig: p256::ecdsa::Signature = sk.sign_prehash(digest.as_bytes()).unwrap();
-    let b = sig.to_bytes();
-    let mut s = vec![0x00, 0x18, 0x00, 0x0b, 0x00, 0x20];
-    s.extend_from_slice(&b[..32]);
-    s.extend_from_slice(&[0x00, 0x20]);
-    s.extend_from_slice(&b[32..]);
-    (tpm2b, a, s)
-}
-
 /// The real logs that parse and extend PCRs 0–7.
 fn real_logs(shared: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(shared.join("tpm2-tools"))
@@ -275,7 +226,7 @@ fn appraise_log(log_bytes: &[u8], policy: &[u8]) -> VerdictReport {
         .into_iter()
         .find(|a| replay.bank(*a).is_some() && replay.missing(*a) & 0xff == 0)
         .unwrap();
-    let (ak, attest, sig) = test_quote(bank, 0xff, &replay, b"nonce");
+    let (ak, attest, sig) = trustpool::testing::software_quote(bank, 0xff, &replay, b"nonce");
     let input = VerifyInput {
         ak: AkFile::from_bytes(ak, "ak").unwrap(),
         attest,
@@ -429,7 +380,7 @@ fn ebs_workaround_is_opt_in_and_reported() {
         5,
         &hex::decode("31245808d6d35849bc394f6343f2b3ff908ed5e3").unwrap(),
     );
-    let (ak, attest, sig) = test_quote(HashAlg::Sha1, 0xff, &set, b"n");
+    let (ak, attest, sig) = trustpool::testing::software_quote(HashAlg::Sha1, 0xff, &set, b"n");
     let mut pcr_file = vec![0u8; 2048];
     let n =
         trustpool_core::pcr::write_tpm2_tools_pcrs(&[(HashAlg::Sha1, 0xff)], &set, &mut pcr_file)
