@@ -66,6 +66,9 @@ pub enum Rule {
     KernelCmdlineForbidden,
     /// The kernel command line lacks a required token (or is not in the log).
     KernelCmdlineRequired,
+    /// The whitelist has kernel command line rules, and the log's command line cannot be
+    /// established: an event that would carry it does not match its digest.
+    KernelCmdlineUnknown,
 }
 
 impl Rule {
@@ -91,6 +94,7 @@ impl Rule {
             Rule::Authority => "authority",
             Rule::KernelCmdlineForbidden => "kernel-cmdline-forbidden",
             Rule::KernelCmdlineRequired => "kernel-cmdline-required",
+            Rule::KernelCmdlineUnknown => "kernel-cmdline-unknown",
         }
     }
 }
@@ -277,6 +281,9 @@ impl Finding<'_> {
             (Rule::KernelCmdlineRequired, Detail::Token(t)) => {
                 write!(f, "kernel command line lacks the required token {t:?}")
             }
+            (Rule::KernelCmdlineUnknown, _) => f.write_str(
+                "does not match its digest: the kernel command line cannot be established",
+            ),
             (rule, _) => f.write_str(rule.name()),
         }
     }
@@ -493,16 +500,7 @@ pub fn appraise<'a, const N: usize>(
             }
         } else {
             // No usable supplied values: the replay itself must hash to the quote's digest.
-            let mut set = PcrSet::new();
-            for (alg, pcr) in quote.info.pcr_select.iter() {
-                if let Some(d) = HashAlg::from_id(alg)
-                    .and_then(|a| replay.bank(a))
-                    .and_then(|b| b.get(pcr))
-                {
-                    set.set(d.alg(), pcr, d.as_bytes());
-                }
-            }
-            match quote.check_pcrs(&set) {
+            match quote.check_pcrs(replay) {
                 Ok(()) => {
                     replay_bound = true;
                     confirmed = quote
@@ -691,42 +689,36 @@ pub fn appraise<'a, const N: usize>(
         }
     }
     let rules = wl.cmdline_rules();
-    let cmdline = summary.kernel_cmdline.map(|f| f.value);
-    let mut buf = [0u8; 4096];
-    let text: Option<&str> = match cmdline {
-        Some(KernelCmdline::Grub(s)) => Some(s),
-        Some(KernelCmdline::Utf16(u)) => {
-            let mut n = 0usize;
-            let mut ok = true;
-            for c in u.chars() {
-                let mut tmp = [0u8; 4];
-                let s = c.encode_utf8(&mut tmp);
-                match buf.get_mut(n..n.saturating_add(s.len())) {
-                    Some(dst) => dst.copy_from_slice(s.as_bytes()),
-                    None => {
-                        ok = false;
-                        break;
-                    }
-                }
-                n = n.saturating_add(s.len());
-            }
-            if ok {
-                buf.get(..n).and_then(|b| core::str::from_utf8(b).ok())
-            } else {
-                None
-            }
+    // A command line hidden behind an event whose data no longer matches its digest must not
+    // pass the rules by its absence: such an event on the PCRs that carry command lines (8 for
+    // GRUB, 12 for systemd-boot) makes the command line unknown.
+    if wl.cmdline_rules().next().is_some() {
+        let hidden = [8u32, 12]
+            .into_iter()
+            .flat_map(|p| log.events_for_pcr(p))
+            .find(|e| {
+                matches!(e.event_type, EventType::IPL | EventType::EFI_ACTION)
+                    && matches!(check_event(e), DigestCheck::Inconsistent { .. })
+            });
+        if let Some(e) = hidden {
+            v.push(Finding::fail(Rule::KernelCmdlineUnknown).event(e.index, e.pcr, e.event_type));
+            return v;
         }
-        None => None,
-    };
+    }
+    let cmdline = summary.kernel_cmdline.map(|f| f.value);
     for (kind, token) in rules {
-        let matches = |t: &str| {
-            if token.ends_with('=') {
-                t.starts_with(token)
-            } else {
-                t == token
-            }
+        let prefix = token.ends_with('=');
+        let present = match cmdline {
+            Some(KernelCmdline::Grub(s)) => s.split_ascii_whitespace().any(|t| {
+                if prefix {
+                    t.starts_with(token)
+                } else {
+                    t == token
+                }
+            }),
+            Some(KernelCmdline::Utf16(u)) => utf16_has_token(u.chars(), token, prefix),
+            None => false,
         };
-        let present = text.is_some_and(|s| s.split_ascii_whitespace().any(matches));
         match kind {
             1 if !present => {
                 v.push(Finding::fail(Rule::KernelCmdlineRequired).detail(Detail::Token(token)))
@@ -738,4 +730,27 @@ pub fn appraise<'a, const N: usize>(
         }
     }
     v
+}
+
+/// Whether whitespace-separated text (given as chars, e.g. decoded UTF-16) has `token`
+/// (`prefix`: a token starting with it), without a buffer.
+fn utf16_has_token(chars: impl Iterator<Item = char>, token: &str, prefix: bool) -> bool {
+    // Per text token: how many chars of `token` matched so far, or None once it differs.
+    let mut matched: Option<usize> = Some(0);
+    let want = token.chars().count();
+    for c in chars.chain(core::iter::once(' ')) {
+        if c.is_whitespace() {
+            if matched == Some(want) {
+                return true;
+            }
+            matched = Some(0);
+            continue;
+        }
+        matched = match matched {
+            Some(n) if n == want && prefix => return true,
+            Some(n) if token.chars().nth(n) == Some(c) => n.checked_add(1),
+            _ => None,
+        };
+    }
+    false
 }

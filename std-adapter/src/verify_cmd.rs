@@ -361,9 +361,32 @@ pub fn learn(
         };
         let _ = writeln!(s, "# measured (event #{}): {}", c.index, comment(&text));
     }
-    let _ = writeln!(
-        s,
-        "forbid = [\"selinux=0\", \"enforcing=0\", \"module.sig_enforce=0\"]"
-    );
+    // Command line rules need a command line the log can establish (see the appraisal's
+    // kernel-cmdline-unknown rule).
+    let hidden = [8u32, 12]
+        .into_iter()
+        .flat_map(|p| log.events_for_pcr(p))
+        .find(|e| {
+            matches!(e.event_type, EventType::IPL | EventType::EFI_ACTION)
+                && matches!(
+                    check_event(e),
+                    trustpool_core::eventlog::DigestCheck::Inconsistent { .. }
+                )
+        });
+    match hidden {
+        Some(e) => {
+            let _ = writeln!(
+                s,
+                "# No rules: event #{} ({}) does not match its digest, so this host's command line cannot be established.",
+                e.index, e.event_type
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "forbid = [\"selinux=0\", \"enforcing=0\", \"module.sig_enforce=0\"]"
+            );
+        }
+    }
     Ok(s)
 }

@@ -109,7 +109,8 @@ impl Replay {
             }
         }
         // Banks are supported and distinct, and there are at most MAX_BANKS of them.
-        Replay::new(&banks, pcr_mask).unwrap_or(Replay {
+        // (A closure, so the empty fallback is not built on the stack when unused.)
+        Replay::new(&banks, pcr_mask).unwrap_or_else(|_| Replay {
             banks: heapless::Vec::new(),
             mask: 0,
             pcr0_extended: false,
