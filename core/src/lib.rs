@@ -26,10 +26,12 @@ pub mod appraise;
 pub mod attest;
 pub mod codec;
 pub mod eventlog;
+pub mod ima;
 pub mod pcr;
 pub mod public;
 pub mod quote;
 pub mod signature;
+pub mod tpm;
 pub mod whitelist;
 
 pub use alg::{Digest, EccCurve, HashAlg};

@@ -74,6 +74,26 @@ pub enum QuoteError {
     PcrDigestMismatch,
 }
 
+impl QuoteError {
+    /// A stable short name for the error, for JSON, logs and the test-vector manifest.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            QuoteError::Attest(_) => "malformed-attest",
+            QuoteError::Signature(_) => "malformed-signature",
+            QuoteError::BadMagic { .. } => "bad-magic",
+            QuoteError::NotAQuote { .. } => "not-a-quote",
+            QuoteError::KeyNotRestrictedSigning { .. } => "key-not-restricted-signing",
+            QuoteError::SchemeMismatch { .. } => "scheme-mismatch",
+            QuoteError::BadSignature => "bad-signature",
+            QuoteError::Unsupported => "unsupported",
+            QuoteError::BadKey => "bad-key",
+            QuoteError::NonceMismatch => "nonce-mismatch",
+            QuoteError::PcrMissing { .. } => "pcr-missing",
+            QuoteError::PcrDigestMismatch => "pcr-digest-mismatch",
+        }
+    }
+}
+
 impl fmt::Display for QuoteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

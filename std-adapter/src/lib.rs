@@ -3,10 +3,13 @@
 
 pub mod backend;
 pub mod eventlog_cmd;
+pub mod evidence;
 pub mod files;
+pub mod ima_policy;
 pub mod policy;
 pub mod quote_cmd;
 pub mod testing;
+pub mod tpm;
 pub mod verify_cmd;
 
 pub use backend::Ring;

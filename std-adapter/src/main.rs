@@ -37,6 +37,178 @@ enum Cmd {
     /// Whitelists: compile, show, learn.
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// Linux IMA runtime measurement logs.
+    #[command(subcommand)]
+    Ima(ImaCmd),
+    /// Talk to a TPM: device, swtpm or simulator.
+    #[command(subcommand)]
+    Tpm(TpmCmd),
+    /// Collect evidence from the TPM with a fresh nonce and appraise it at once: exit 0
+    /// trusted, 1 untrusted, 2 unusable.
+    Attest {
+        #[command(flatten)]
+        t: TpmArgs,
+        #[command(flatten)]
+        q: TpmQuoteArgs,
+        /// The whitelist: compiled (.tpw) or TOML/JSON.
+        #[arg(long)]
+        policy: PathBuf,
+        #[command(flatten)]
+        wa: WorkaroundArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct TpmArgs {
+    /// The TPM: device:/dev/tpmrm0, swtpm:HOST:PORT or mssim:HOST:PORT.
+    #[arg(long, default_value = trustpool::tpm::DEFAULT_TPM)]
+    tpm: String,
+}
+
+#[derive(Args)]
+struct TpmQuoteArgs {
+    /// PCRs to quote, e.g. sha256:0-7,10+sha1:0.
+    #[arg(long, default_value = trustpool::tpm::DEFAULT_SELECTION)]
+    pcrs: String,
+    /// Attestation key template.
+    #[arg(long, value_parser = ["ecc", "rsa"], default_value = "ecc")]
+    ak: String,
+    /// The firmware event log to include (default: the running kernel's, when it exists).
+    #[arg(long)]
+    eventlog: Option<PathBuf>,
+    /// The IMA log to include (default: the running kernel's ASCII log, when it exists).
+    #[arg(long)]
+    ima: Option<PathBuf>,
+    /// Include no logs.
+    #[arg(long)]
+    no_logs: bool,
+}
+
+impl TpmQuoteArgs {
+    fn options(&self) -> trustpool::tpm::QuoteOptions {
+        use trustpool::tpm::{LogSource, QuoteOptions};
+        let src = |p: &Option<PathBuf>| match (self.no_logs, p) {
+            (true, _) => LogSource::Skip,
+            (false, Some(p)) => LogSource::File(p.clone()),
+            (false, None) => LogSource::System,
+        };
+        QuoteOptions {
+            ak: if self.ak == "rsa" {
+                trustpool_core::tpm::AkTemplate::Rsa2048
+            } else {
+                trustpool_core::tpm::AkTemplate::EccP256
+            },
+            eventlog: src(&self.eventlog),
+            ima_log: src(&self.ima),
+            ..QuoteOptions::default()
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum TpmCmd {
+    /// Manufacturer, firmware, PCR banks, EK certificates.
+    Info {
+        #[command(flatten)]
+        t: TpmArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read PCR values.
+    Pcrs {
+        #[command(flatten)]
+        t: TpmArgs,
+        /// Banks, e.g. sha256,sha1 (default: every allocated bank).
+        #[arg(long, value_delimiter = ',')]
+        banks: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Quote PCRs with a nonce and write an evidence bundle (JSON).
+    Quote {
+        #[command(flatten)]
+        t: TpmArgs,
+        #[command(flatten)]
+        q: TpmQuoteArgs,
+        /// The verifier's nonce, hex (at most 64 bytes).
+        #[arg(long)]
+        nonce: String,
+        /// Write the bundle here instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImaCmd {
+    /// Every entry, decoded.
+    Show {
+        #[arg(default_value = IMA_LOG)]
+        file: PathBuf,
+        #[command(flatten)]
+        fmt: ImaFormatArgs,
+        /// Show at most this many entries.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Check template hashes and replay PCR 10 per bank.
+    Replay {
+        #[arg(default_value = IMA_LOG)]
+        file: PathBuf,
+        #[command(flatten)]
+        fmt: ImaFormatArgs,
+        /// Banks to replay, e.g. sha1,sha256 (default: the template hash's bank).
+        #[arg(long, value_delimiter = ',')]
+        banks: Vec<String>,
+        /// Extend non-template banks with the zero-padded SHA-1 digest (kernels before 5.8).
+        #[arg(long)]
+        padded_sha1: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Appraise the log against a whitelist's runtime rules.
+    Check {
+        #[arg(default_value = IMA_LOG)]
+        file: PathBuf,
+        #[command(flatten)]
+        fmt: ImaFormatArgs,
+        /// The whitelist: compiled (.tpw) or TOML/JSON.
+        #[arg(long)]
+        policy: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+const IMA_LOG: &str = "/sys/kernel/security/ima/binary_runtime_measurements";
+
+#[derive(Args)]
+struct ImaFormatArgs {
+    /// Log format (default: detected).
+    #[arg(long, value_parser = ["binary", "ascii"])]
+    format: Option<String>,
+    /// Hash algorithm of the template digests (sha1 for `binary_runtime_measurements`,
+    /// the suffix for `binary_runtime_measurements_<alg>`).
+    #[arg(long, default_value = "sha1")]
+    template_alg: String,
+}
+
+impl ImaFormatArgs {
+    fn get(&self) -> anyhow::Result<(Option<trustpool::ima_policy::LogFormat>, HashAlg)> {
+        use trustpool::ima_policy::LogFormat;
+        let f = self.format.as_deref().map(|f| {
+            if f == "ascii" {
+                LogFormat::Ascii
+            } else {
+                LogFormat::Binary
+            }
+        });
+        let alg = HashAlg::from_name(&self.template_alg)
+            .ok_or_else(|| anyhow::anyhow!("unknown hash {:?}", self.template_alg))?;
+        Ok((f, alg))
+    }
 }
 
 #[derive(Subcommand)]
@@ -134,12 +306,12 @@ enum Backend {
 struct EvidenceArgs {
     /// Attestation key: TPM2B_PUBLIC, TPMT_PUBLIC, DER or PEM SubjectPublicKeyInfo.
     #[arg(long)]
-    ak: PathBuf,
+    ak: Option<PathBuf>,
     /// TPMS_ATTEST (`tpm2_quote -m`).
-    #[arg(long, required_unless_present = "keylime_quote")]
+    #[arg(long)]
     quote: Option<PathBuf>,
     /// TPMT_SIGNATURE (`tpm2_quote -s`), or a plain signature with --scheme.
-    #[arg(long, required_unless_present = "keylime_quote")]
+    #[arg(long)]
     signature: Option<PathBuf>,
     /// PCR values (`tpm2_quote -o`).
     #[arg(long)]
@@ -147,9 +319,9 @@ struct EvidenceArgs {
     /// A Keylime agent quote string `r<attest>:<sig>:<pcrs>` (file), instead of the three files.
     #[arg(long, conflicts_with_all = ["quote", "signature", "pcrs"])]
     keylime_quote: Option<PathBuf>,
-    /// Expected nonce (extraData), hex; empty for none.
+    /// Expected nonce (extraData), hex; empty for none. Required: the verifier's own copy.
     #[arg(long, allow_hyphen_values = true)]
-    nonce: String,
+    nonce: Option<String>,
     /// Scheme of a plain signature, e.g. rsassa-sha256, rsapss-sha256, ecdsa-sha384.
     #[arg(long, value_parser = parse_scheme)]
     scheme: Option<SigScheme>,
@@ -176,6 +348,10 @@ impl WorkaroundArgs {
 
 #[derive(Args)]
 struct VerifyArgs {
+    /// An evidence bundle (`trustpool tpm quote -o`) instead of --ak/--quote/--signature/--pcrs
+    /// and the logs; --nonce is still required.
+    #[arg(long, conflicts_with_all = ["ak", "quote", "signature", "pcrs", "keylime_quote", "eventlog", "ima"])]
+    evidence: Option<PathBuf>,
     #[command(flatten)]
     ev: EvidenceArgs,
     /// The firmware event log.
@@ -189,6 +365,12 @@ struct VerifyArgs {
     group: Option<String>,
     #[command(flatten)]
     wa: WorkaroundArgs,
+    /// The IMA runtime measurement log (binary or ASCII); PCR 10 must be in --pcrs.
+    #[arg(long)]
+    ima: Option<PathBuf>,
+    /// Hash algorithm of the IMA log's template digests.
+    #[arg(long, default_value = "sha1")]
+    ima_template_alg: String,
     #[arg(long)]
     json: bool,
 }
@@ -214,9 +396,17 @@ impl EvidenceArgs {
         }
     }
 
+    fn nonce(&self) -> Result<Vec<u8>, VerifyFailure> {
+        let n = self
+            .nonce
+            .as_deref()
+            .ok_or_else(|| missing("--nonce (the nonce you asked the TPM to sign, hex)"))?;
+        Ok(files::parse_hex(n, "--nonce")?)
+    }
+
     fn load(&self) -> Result<(AkFile, QuoteEvidence, Vec<u8>), VerifyFailure> {
-        let ak = AkFile::load(&self.ak)?;
-        let nonce = files::parse_hex(&self.nonce, "--nonce")?;
+        let ak = AkFile::load(self.ak.as_ref().ok_or_else(|| missing("--ak"))?)?;
+        let nonce = self.nonce()?;
         let ev = match (&self.keylime_quote, &self.quote, &self.signature) {
             (Some(p), _, _) => {
                 let text = String::from_utf8_lossy(&files::read(p)?).into_owned();
@@ -236,6 +426,13 @@ impl EvidenceArgs {
         };
         Ok((ak, ev, nonce))
     }
+}
+
+fn missing(what: &str) -> VerifyFailure {
+    VerifyFailure::Input(files::FileError::Format {
+        what: "arguments".into(),
+        msg: format!("{what} is required"),
+    })
 }
 
 /// Load a whitelist: compiled (.tpw, by its magic) or TOML/JSON, compiled in memory.
@@ -439,15 +636,143 @@ fn policy_cmd(cmd: PolicyCmd) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn tpm_cmd(cmd: TpmCmd) -> anyhow::Result<ExitCode> {
+    use trustpool::tpm;
+    match cmd {
+        TpmCmd::Info { t, json } => {
+            let i = tpm::tpm_info(&t.tpm)?;
+            if json {
+                print_json(&i);
+            } else {
+                print!("{}", tpm::tpm_info_text(&i));
+            }
+        }
+        TpmCmd::Pcrs { t, banks, json } => {
+            let banks: Vec<HashAlg> = banks
+                .iter()
+                .map(|b| HashAlg::from_name(b).ok_or_else(|| anyhow::anyhow!("unknown bank {b:?}")))
+                .collect::<anyhow::Result<_>>()?;
+            let set = tpm::tpm_pcrs(&t.tpm, &banks)?;
+            if json {
+                print_json(&tpm::pcrs_json(&set));
+            } else {
+                print!("{}", tpm::pcrs_text(&set));
+            }
+        }
+        TpmCmd::Quote {
+            t,
+            q,
+            nonce,
+            output,
+        } => {
+            let nonce = files::parse_hex(&nonce, "--nonce")?;
+            let ev = tpm::tpm_quote(&t.tpm, &nonce, &q.pcrs, &q.options())?;
+            match output {
+                Some(p) => std::fs::write(&p, ev.to_json())
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+                None => println!("{}", ev.to_json()),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ima_cmd(cmd: ImaCmd) -> anyhow::Result<ExitCode> {
+    use trustpool::ima_policy;
+    use trustpool_core::ima::BankMode;
+    match cmd {
+        ImaCmd::Show { file, fmt, limit } => {
+            let (f, alg) = fmt.get()?;
+            let text = ima_policy::ima_show(&files::read(&file)?, f, alg, limit)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        ImaCmd::Replay {
+            file,
+            fmt,
+            banks,
+            padded_sha1,
+            json,
+        } => {
+            let (f, alg) = fmt.get()?;
+            let banks: Vec<(HashAlg, BankMode)> = if banks.is_empty() {
+                vec![(alg, BankMode::TemplateHash)]
+            } else {
+                banks
+                    .iter()
+                    .map(|b| {
+                        let h = HashAlg::from_name(b)
+                            .ok_or_else(|| anyhow::anyhow!("unknown bank {b:?}"))?;
+                        let mode = if padded_sha1 && h != alg {
+                            BankMode::PaddedSha1
+                        } else {
+                            BankMode::TemplateHash
+                        };
+                        Ok((h, mode))
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            };
+            let r = ima_policy::ima_replay(&files::read(&file)?, f, alg, &banks, None)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            if json {
+                print_json(&r);
+            } else {
+                print!("{}", r.text());
+            }
+            Ok(if r.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        ImaCmd::Check {
+            file,
+            fmt,
+            policy,
+            json,
+        } => {
+            let (f, alg) = fmt.get()?;
+            let wl = load_policy(&policy, None)?;
+            let r = ima_policy::ima_check(&files::read(&file)?, f, alg, &wl, None, None)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            if json {
+                print_json(&r);
+            } else {
+                print!("{}", r.text());
+            }
+            Ok(if r.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
 fn verify(a: &VerifyArgs) -> ExitCode {
-    let input = (|| -> Result<VerifyInput, VerifyFailure> {
-        let (ak, q, nonce) = a.ev.load()?;
-        let policy = load_policy(&a.policy, a.group.as_deref()).map_err(|e| {
+    let policy = |group| {
+        load_policy(&a.policy, group).map_err(|e| {
             VerifyFailure::Input(files::FileError::Format {
                 what: a.policy.display().to_string(),
                 msg: format!("{e:#}"),
             })
-        })?;
+        })
+    };
+    let mut bundled_ima: Option<(Vec<u8>, HashAlg)> = None;
+    let input = (|| -> Result<VerifyInput, VerifyFailure> {
+        if let Some(path) = &a.evidence {
+            let bundle = trustpool::evidence::Evidence::load(path)?;
+            let want = a.ev.nonce()?;
+            let mut input = bundle.to_verify_input(policy(a.group.as_deref())?, a.wa.get())?;
+            // The bundle's nonce is the prover's claim; the verifier's own copy decides.
+            input.nonce = want;
+            if let Some(ima) = &bundle.ima_log {
+                bundled_ima = Some((ima.data.clone(), HashAlg::Sha1));
+            }
+            return Ok(input);
+        }
+        let (ak, q, nonce) = a.ev.load()?;
         Ok(VerifyInput {
             ak,
             attest: q.attest,
@@ -455,12 +780,27 @@ fn verify(a: &VerifyArgs) -> ExitCode {
             pcrs: q.pcrs,
             nonce,
             event_log: a.eventlog.as_ref().map(files::read).transpose()?,
-            policy,
+            policy: policy(a.group.as_deref())?,
             workarounds: a.wa.get(),
             plain_scheme: a.ev.scheme,
         })
     })();
-    let report = input.and_then(|i| verify_cmd::verify(a.ev.backend(), &i));
+    let report = input.and_then(|i| {
+        let mut r = verify_cmd::verify(a.ev.backend(), &i)?;
+        if let Some((log, alg)) = &bundled_ima {
+            verify_cmd::add_ima(&mut r, &i, log, *alg)?;
+        }
+        if let Some(p) = &a.ima {
+            let alg = HashAlg::from_name(&a.ima_template_alg).ok_or_else(|| {
+                VerifyFailure::Input(files::FileError::Format {
+                    what: "--ima-template-alg".into(),
+                    msg: format!("unknown hash {:?}", a.ima_template_alg),
+                })
+            })?;
+            verify_cmd::add_ima(&mut r, &i, &files::read(p)?, alg)?;
+        }
+        Ok(r)
+    });
     match report {
         Ok(r) => {
             if a.json {
@@ -495,6 +835,42 @@ fn main() -> ExitCode {
         Cmd::Quote(QuoteCmd::Verify { ev, json }) => Ok(quote_verify(&ev, json)),
         Cmd::Eventlog(cmd) => eventlog_cmd(cmd),
         Cmd::Policy(cmd) => policy_cmd(cmd),
+        Cmd::Ima(cmd) => ima_cmd(cmd),
+        Cmd::Tpm(cmd) => tpm_cmd(cmd),
+        Cmd::Attest {
+            t,
+            q,
+            policy,
+            wa,
+            json,
+        } => (|| {
+            let wl = load_policy(&policy, None)?;
+            match trustpool::tpm::attest(
+                &t.tpm,
+                &wl,
+                &q.pcrs,
+                &q.options(),
+                wa.get(),
+                &trustpool::Ring,
+            ) {
+                Ok(r) => {
+                    if json {
+                        print_json(&r);
+                    } else {
+                        print!("{}", verify_cmd::verdict_text(&r.verdict));
+                    }
+                    Ok(if r.verdict.trusted {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    })
+                }
+                Err(e) => {
+                    eprintln!("trustpool: {e}");
+                    Ok(ExitCode::from(e.exit_code() as u8))
+                }
+            }
+        })(),
     };
     res.unwrap_or_else(|e| {
         eprintln!("trustpool: {e:#}");

@@ -11,6 +11,8 @@ use trustpool_core::eventlog::EventType;
 use trustpool_core::whitelist::{self, flag, section, Settings, Whitelist};
 use trustpool_core::HashAlg;
 
+use crate::ima_policy::ImaRules;
+
 /// Errors in a policy: where, and what was wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -48,6 +50,9 @@ pub struct Layer {
     pub secure_boot: SecureBootRules,
     #[serde(default, skip_serializing_if = "CmdlineRules::is_empty")]
     pub kernel_cmdline: CmdlineRules,
+    /// Runtime (IMA) policy: file digests by path, excluded paths, keyrings, SELinux.
+    #[serde(default, skip_serializing_if = "ImaRules::is_empty")]
+    pub ima: ImaRules,
     /// Per-host-group overrides: lists add to the base, values replace it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub groups: BTreeMap<String, Layer>,
@@ -294,6 +299,7 @@ impl Layer {
         }
         base.kernel_cmdline.require.extend(o.kernel_cmdline.require);
         base.kernel_cmdline.forbid.extend(o.kernel_cmdline.forbid);
+        base.ima.merge(o.ima);
         Ok(base)
     }
 
@@ -487,6 +493,8 @@ impl Layer {
                 b.add(section::CMDLINE, rec);
             }
         }
+        crate::ima_policy::add_ima_rules(&l.ima, &mut b, &mut settings.flags)
+            .map_err(|m| invalid("ima", m))?;
         let mut rec = [0u8; whitelist::SETTINGS_LEN];
         settings.write(&mut rec);
         b.add(section::SETTINGS, rec.to_vec());

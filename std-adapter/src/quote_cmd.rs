@@ -75,26 +75,8 @@ impl VerifyFailure {
     pub fn code(&self) -> &'static str {
         match self {
             VerifyFailure::Input(_) => "unusable-input",
-            VerifyFailure::Quote(q) => quote_error_code(q),
+            VerifyFailure::Quote(q) => q.code(),
         }
-    }
-}
-
-/// Stable short names for quote errors (used in JSON and the test-vector manifest).
-pub fn quote_error_code(e: &QuoteError) -> &'static str {
-    match e {
-        QuoteError::Attest(_) => "malformed-attest",
-        QuoteError::Signature(_) => "malformed-signature",
-        QuoteError::BadMagic { .. } => "bad-magic",
-        QuoteError::NotAQuote { .. } => "not-a-quote",
-        QuoteError::KeyNotRestrictedSigning { .. } => "key-not-restricted-signing",
-        QuoteError::SchemeMismatch { .. } => "scheme-mismatch",
-        QuoteError::BadSignature => "bad-signature",
-        QuoteError::Unsupported => "unsupported",
-        QuoteError::BadKey => "bad-key",
-        QuoteError::NonceMismatch => "nonce-mismatch",
-        QuoteError::PcrMissing { .. } => "pcr-missing",
-        QuoteError::PcrDigestMismatch => "pcr-digest-mismatch",
     }
 }
 

@@ -55,6 +55,9 @@ pub struct VerdictReport {
     pub dropped_findings: u32,
     pub events_checked: u32,
     pub tpm_firmware_version: Option<String>,
+    /// The runtime (IMA) appraisal, when an IMA log was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ima: Option<crate::ima_policy::CheckReport>,
 }
 
 fn finding_report(f: &Finding<'_>, log: Option<&EventLog<'_>>) -> FindingReport {
@@ -135,7 +138,92 @@ pub fn verify(
         dropped_findings: verdict.dropped,
         events_checked: verdict.events_checked,
         tpm_firmware_version: verdict.firmware_version.map(|v| format!("{v:#018x}")),
+        ima: None,
     })
+}
+
+/// Appraise an IMA log too: replayed against the quoted PCR 10 (from the PCR values that came
+/// with the quote, already checked against its digest) and checked against the whitelist's
+/// runtime rules. Failures join the verdict's findings.
+pub fn add_ima(
+    report: &mut VerdictReport,
+    inp: &VerifyInput,
+    ima_log: &[u8],
+    template_alg: HashAlg,
+) -> Result<(), VerifyFailure> {
+    use trustpool_core::appraise::Severity;
+    let pcrs = inp
+        .pcrs
+        .as_ref()
+        .map(|b| files::parse_pcrs(b, "PCR values"))
+        .transpose()?;
+    // The bank to compare: the template hash's own bank if quoted, else SHA-256, else SHA-1.
+    let quoted = pcrs.as_ref().and_then(|set| {
+        [template_alg, HashAlg::Sha256, HashAlg::Sha1]
+            .into_iter()
+            .find_map(|a| set.bank(a).filter(|b| b.get(10).is_some()))
+            .cloned()
+    });
+    let check = crate::ima_policy::ima_check(
+        ima_log,
+        None,
+        template_alg,
+        &inp.policy,
+        None,
+        quoted.as_ref(),
+    )
+    .map_err(|msg| {
+        VerifyFailure::Input(files::FileError::Format {
+            what: "IMA log".into(),
+            msg,
+        })
+    })?;
+    let mut push = |rule: &'static str, message: String| {
+        report.trusted = false;
+        report.findings.push(FindingReport {
+            rule,
+            severity: Severity::Fail,
+            pcr: Some(10),
+            event_index: None,
+            event_type: None,
+            event: None,
+            seen: None,
+            expected: None,
+            message,
+        });
+    };
+    match (&quoted, check.replay.quote_matched_after) {
+        (None, _) => push(
+            "ima-unbound",
+            "PCR 10 is not among the quoted PCR values: the IMA log cannot be bound to the quote"
+                .into(),
+        ),
+        (Some(_), None) => push(
+            "ima-replay",
+            format!(
+                "no prefix of the IMA log ({} entries) replays to the quoted PCR 10",
+                check.replay.entries
+            ),
+        ),
+        _ => {}
+    }
+    for f in check.findings.iter().filter(|f| f.fatal).take(32) {
+        push(
+            "ima",
+            format!(
+                "IMA entry #{} {} {}: {:?}",
+                f.index,
+                f.name,
+                f.digest.as_deref().unwrap_or(""),
+                f.kind
+            ),
+        );
+    }
+    if !check.passed && check.fatal_findings == 0 {
+        push("ima", "IMA appraisal failed".into());
+    }
+    report.ima = Some(check);
+    Ok(())
 }
 
 pub fn verdict_text(r: &VerdictReport) -> String {

@@ -166,26 +166,9 @@ impl Untrusted {
         match self {
             Untrusted::AkMalformed => "ak-malformed",
             Untrusted::AkNotSuitable => "ak-not-restricted-signing",
-            Untrusted::Quote(e) | Untrusted::Pcrs(e) => quote_error_name(e),
+            Untrusted::Quote(e) | Untrusted::Pcrs(e) => e.code(),
             Untrusted::PcrFileMalformed => "pcr-file-malformed",
         }
-    }
-}
-
-fn quote_error_name(e: &QuoteError) -> &'static str {
-    match e {
-        QuoteError::Attest(_) => "attest-malformed",
-        QuoteError::Signature(_) => "signature-malformed",
-        QuoteError::BadMagic { .. } => "bad-magic",
-        QuoteError::NotAQuote { .. } => "not-a-quote",
-        QuoteError::KeyNotRestrictedSigning { .. } => "key-not-restricted-signing",
-        QuoteError::SchemeMismatch { .. } => "scheme-mismatch",
-        QuoteError::BadSignature => "bad-signature",
-        QuoteError::Unsupported => "unsupported",
-        QuoteError::BadKey => "bad-key",
-        QuoteError::NonceMismatch => "nonce-mismatch",
-        QuoteError::PcrMissing { .. } => "pcr-missing",
-        QuoteError::PcrDigestMismatch => "pcr-digest-mismatch",
     }
 }
 
@@ -226,8 +209,8 @@ fn check_eventlog(
     let log = EventLog::parse(evidence::EVENTLOG).map_err(|_| "eventlog-malformed")?;
     let replay = start_replay(slot)?;
     replay.feed_all(log.events());
-    let comparison = compare_quote(replay, quote, quoted, Workarounds::default())
-        .map_err(|e| quote_error_name(&e))?;
+    let comparison =
+        compare_quote(replay, quote, quoted, Workarounds::default()).map_err(|e| e.code())?;
     let mut check = LogCheck {
         matched: 0,
         not_replayed: 0,
