@@ -65,6 +65,7 @@ fn bench(c: &mut Criterion) {
         pcrs: None,
         event_log: Some(&log_bytes),
         workarounds: Workarounds::default(),
+        runtime_pcrs: 0,
     };
     let v: Verdict<'_, 64> = appraise(&trustpool::Ring, &ev, &wl);
     assert!(v.trusted, "{:?}", v.findings);

@@ -58,6 +58,10 @@ run_config() { # run_config <name> <cargo feature args...>
   grep -qx 'verdict: trusted' "$log" || fail "$name: genuine evidence not trusted"
   grep -q '^tampered: untrusted' "$log" || fail "$name: tampered attest not rejected"
   grep -qx 'result: pass' "$log" || fail "$name: firmware did not report 'result: pass'"
+  if [ "$name" = p256-appraise ]; then
+    grep -qx 'appraisal: trusted' "$log" || fail "$name: genuine evidence not trusted by the appraisal"
+    grep -q '^appraisal-tampered: untrusted' "$log" || fail "$name: tampered log not rejected by the appraisal"
+  fi
 
   # Flash image: what is loaded into FLASH (vector table, code, constants, .data's initial
   # values). Static RAM: .data + .bss + .uninit (includes the heap arena when there is one).
@@ -71,7 +75,7 @@ run_config() { # run_config <name> <cargo feature args...>
   calib=$(awk '/^calibration:/ { print $5 }' "$log")
   [ "$calib" = 50000 ] || fail "$name: calibration loop took ${calib:-?} ticks, expected 50000 (is -icount shift=0 in effect?)"
 
-  if [ "$name" = p256-noalloc ] && arm-none-eabi-nm "$elf" | grep -q '__rust_alloc\b\|__rg_alloc'; then
+  if [ "$name" != alloc-rsa ] && arm-none-eabi-nm "$elf" | grep -q '__rust_alloc\b\|__rg_alloc'; then
     fail "$name: the firmware links a global allocator"
   fi
 
@@ -90,6 +94,7 @@ run_config() { # run_config <name> <cargo feature args...>
 }
 
 run_config p256-noalloc
+run_config p256-appraise --features appraise
 run_config alloc-rsa --features alloc-rsa
 
 kib() { awk -v b="$1" 'BEGIN { if (b == "0") print "0"; else if (b ~ /^[0-9]+$/) printf "%d (%.1f KiB)", b, b / 1024; else print b }'; }

@@ -904,6 +904,7 @@ pub unsafe extern "C" fn tp_appraise(
         workarounds: Workarounds {
             ebs_events_missing: flags & TP_APPRAISE_EBS_WORKAROUND != 0,
         },
+        runtime_pcrs: 0,
     };
     let v: Verdict<'_, TP_MAX_FINDINGS> = appraise(&RustCrypto, &evidence, &wl);
     out.trusted = u32::from(v.trusted);

@@ -243,9 +243,14 @@ impl Finding<'_> {
                 f.write_str("the whitelist requires the firmware event log; none was supplied")
             }
             (Rule::EventLogInvalid, Detail::EventLog(e)) => write!(f, "event log rejected: {e}"),
-            (Rule::LogReplay, _) => match &self.expected {
-                Some(q) => write!(f, "is the event log's replay; the quote says {q}"),
-                None => f.write_str("the event log's replay does not match the quote's PCR digest"),
+            (Rule::LogReplay, _) => match (&self.expected, self.pcr) {
+                (Some(q), _) => write!(f, "is the event log's replay; the quote says {q}"),
+                (None, Some(_)) => {
+                    f.write_str("cannot be replayed from the event log in any quoted bank")
+                }
+                (None, None) => {
+                    f.write_str("the event log's replay does not match the quote's PCR digest")
+                }
             },
             (Rule::WorkaroundApplied, Detail::Workaround(w)) => {
                 write!(f, "matched the quote only with the workaround {w}")
@@ -300,6 +305,9 @@ pub struct Evidence<'a> {
     pub pcrs: Option<&'a PcrSet>,
     pub event_log: Option<&'a [u8]>,
     pub workarounds: Workarounds,
+    /// PCRs extended by the running OS's own logs (IMA: PCR 10), checked against those logs
+    /// and not compared with the firmware event log.
+    pub runtime_pcrs: u32,
 }
 
 /// The outcome: trusted or not, and why, in a fixed-capacity list.
@@ -452,7 +460,12 @@ pub fn appraise<'a, const N: usize>(
             None
         }
     };
-    let replay = log.as_ref().map(|l| Replay::log(l, ALL_PCRS));
+    // Replayed in place: a `Replay` is 6 KiB, so it is never moved.
+    let mut replay_state = Replay::empty();
+    let replay = log.as_ref().map(|l| {
+        replay_state.replay_log(l, ALL_PCRS);
+        &replay_state
+    });
 
     // 4. PCR values bound to the quote: the supplied ones if they match its digest, else the
     //    replay's if they do. `confirmed`: PCRs (any bank) whose log replay matches the quote.
@@ -469,11 +482,16 @@ pub fn appraise<'a, const N: usize>(
         if supplied_ok {
             if let Some(p) = ev.pcrs {
                 let mut bad = 0u32;
+                let mut selected = 0u32;
                 for (alg, pcr) in quote.info.pcr_select.iter() {
+                    let bit = 1u32.checked_shl(u32::from(pcr)).unwrap_or(0);
+                    if ev.runtime_pcrs & bit != 0 {
+                        continue;
+                    }
+                    selected |= bit;
                     let Some(quoted) = HashAlg::from_id(alg).and_then(|a| p.pcr(a, pcr)) else {
                         continue;
                     };
-                    let bit = 1u32.checked_shl(u32::from(pcr)).unwrap_or(0);
                     match crate::eventlog::compare_pcr(replay, pcr, quoted, ev.workarounds) {
                         PcrStatus::Match => confirmed |= bit,
                         PcrStatus::MatchWithWorkaround { workaround } => {
@@ -484,7 +502,7 @@ pub fn appraise<'a, const N: usize>(
                                     .detail(Detail::Workaround(workaround)),
                             );
                         }
-                        _ => {
+                        PcrStatus::Mismatch => {
                             bad |= bit;
                             let seen = replay.bank(quoted.alg()).and_then(|b| b.get(pcr)).copied();
                             v.push(
@@ -494,13 +512,23 @@ pub fn appraise<'a, const N: usize>(
                                     .expected(Some(*quoted)),
                             );
                         }
+                        // A bank this build cannot replay, or an event without its digest:
+                        // another bank may still confirm the PCR.
+                        _ => {}
+                    }
+                }
+                // A quoted PCR no bank could confirm: the log says nothing trustworthy about it.
+                for pcr in 0u8..32 {
+                    let bit = 1u32 << pcr;
+                    if selected & bit != 0 && (confirmed | bad) & bit == 0 {
+                        v.push(Finding::fail(Rule::LogReplay).pcr(pcr));
                     }
                 }
                 confirmed &= !bad;
             }
         } else {
             // No usable supplied values: the replay itself must hash to the quote's digest.
-            match quote.check_pcrs(replay) {
+            match quote.check_pcrs(*replay) {
                 Ok(()) => {
                     replay_bound = true;
                     confirmed = quote

@@ -56,6 +56,7 @@ fn run<'a, const N: usize>(c: &'a Case, log: &'a [u8], wl: &'a Whitelist<'a>) ->
         pcrs: Some(&c.pcrs),
         event_log: Some(log),
         workarounds: Workarounds::default(),
+        runtime_pcrs: 0,
     };
     appraise(&RustCrypto, &ev, wl)
 }

@@ -786,7 +786,12 @@ fn verify(a: &VerifyArgs) -> ExitCode {
         })
     })();
     let report = input.and_then(|i| {
-        let mut r = verify_cmd::verify(a.ev.backend(), &i)?;
+        let runtime = if bundled_ima.is_some() || a.ima.is_some() {
+            1 << 10
+        } else {
+            0
+        };
+        let mut r = verify_cmd::verify_with_runtime(a.ev.backend(), &i, runtime)?;
         if let Some((log, alg)) = &bundled_ima {
             verify_cmd::add_ima(&mut r, &i, log, *alg)?;
         }

@@ -87,6 +87,16 @@ pub fn verify(
     backend: &dyn SignatureVerifier,
     inp: &VerifyInput,
 ) -> Result<VerdictReport, VerifyFailure> {
+    verify_with_runtime(backend, inp, 0)
+}
+
+/// As [`verify`], with `runtime_pcrs` (e.g. IMA's PCR 10 when an IMA log comes too) left to
+/// the runtime logs instead of the firmware log.
+pub fn verify_with_runtime(
+    backend: &dyn SignatureVerifier,
+    inp: &VerifyInput,
+    runtime_pcrs: u32,
+) -> Result<VerdictReport, VerifyFailure> {
     let wl = Whitelist::parse(&inp.policy).map_err(|error| {
         VerifyFailure::Input(files::FileError::Parse {
             what: "whitelist".into(),
@@ -111,6 +121,7 @@ pub fn verify(
         pcrs: pcrs.as_ref(),
         event_log: inp.event_log.as_deref(),
         workarounds: inp.workarounds,
+        runtime_pcrs,
     };
     let verdict: Verdict<'_, FINDINGS> = appraise(backend, &ev, &wl);
     // A quote that cannot even be parsed is unusable input, not an untrusted host.

@@ -68,6 +68,8 @@ mod evidence {
     /// produced the quoted PCRs.
     pub const EVENTLOG: &[u8] =
         include_bytes!("../../../test-vectors/swtpm/eventlog/synthetic.bin");
+    /// The host's whitelist, compiled (`trustpool policy compile`), read in place from flash.
+    pub const POLICY: &[u8] = include_bytes!("../../../test-vectors/swtpm/eventlog/policy.tpw");
 }
 
 #[cfg(feature = "alloc-rsa")]
@@ -227,17 +229,14 @@ fn check_eventlog(
 }
 
 /// A replay of the SHA-256 bank (the one a verifier should rely on; SHA-1 needs core's `sha1`
-/// feature), from the PCRs' reset values, in `slot`.
-///
-/// Its own function so the temporaries of building the 6 KiB `Replay` by value do not stay in
-/// the frame that feeds and compares. Stack frames of this function measured with opt-level
-/// "s" + LTO: `Replay::new` with a constant one-bank list 4.7 KiB; `Replay::new` with the
-/// banks taken from the log at run time 17 KiB; `Replay::for_log` 22 KiB.
+/// feature), from the PCRs' reset values, reset in place in `slot` (a static), so the 6 KiB
+/// `Replay` is not built by value and moved (an empty one is, once).
 #[cfg(not(feature = "alloc-rsa"))]
 #[inline(never)]
 fn start_replay(slot: &mut Option<Replay>) -> Result<&mut Replay, &'static str> {
-    match Replay::new(&[HashAlg::Sha256], ALL_PCRS) {
-        Ok(r) => Ok(slot.insert(r)),
+    let replay = slot.get_or_insert_with(Replay::empty);
+    match replay.reset(&[HashAlg::Sha256], ALL_PCRS) {
+        Ok(()) => Ok(replay),
         Err(_) => Err("sha256-not-replayable"),
     }
 }
@@ -324,6 +323,38 @@ fn eventlog_phase(run: &mut Run, quote: &VerifiedQuote<'_>, pcrs: &PcrSet) -> bo
     }
 }
 
+/// The appraisal phase: quote, PCR values, log replay and the whitelist's rules, with the
+/// compact whitelist read in place; whether the verdict is trusted.
+#[cfg(feature = "appraise")]
+fn appraise_phase(run: &mut Run, pcrs: &PcrSet, log: &[u8]) -> (bool, &'static str) {
+    use trustpool_core::appraise::{appraise, Evidence, Verdict};
+    let result = run.phase(
+        "appraise",
+        || -> Result<(bool, &'static str), &'static str> {
+            let wl = trustpool_core::whitelist::Whitelist::parse(black_box(evidence::POLICY))
+                .map_err(|_| "whitelist-malformed")?;
+            let public =
+                trustpool_core::Public::parse_tpm2b(evidence::AK).map_err(|_| "ak-malformed")?;
+            let ak = trustpool_core::AttestationKey::from_public(public).map_err(|e| e.code())?;
+            let ev = Evidence {
+                attest: evidence::ATTEST,
+                signature: trustpool_core::Signature::parse(evidence::SIG)
+                    .map_err(|_| "signature-malformed")?,
+                ak,
+                nonce: &evidence::NONCE,
+                pcrs: Some(pcrs),
+                event_log: Some(log),
+                workarounds: Default::default(),
+                runtime_pcrs: 0,
+            };
+            let v: Verdict<'_, 4> = appraise(&trustpool_core::RustCrypto, &ev, &wl);
+            let why = v.failures().next().map_or("", |f| f.rule.name());
+            Ok((v.trusted, why))
+        },
+    );
+    result.unwrap_or_else(|e| (false, e))
+}
+
 #[entry]
 fn main() -> ! {
     let mut out = Out::new();
@@ -342,6 +373,8 @@ fn main() -> ! {
 
     let config = if cfg!(feature = "alloc-rsa") {
         "alloc-rsa"
+    } else if cfg!(feature = "appraise") {
+        "p256-appraise"
     } else {
         "p256-noalloc"
     };
@@ -386,6 +419,25 @@ fn main() -> ! {
     let trusted = quote.is_ok() && log_matches;
     run.verdict("verdict", trusted, reason);
     run.ok &= trusted;
+
+    // 2b. The whole appraisal against the compiled whitelist, and again with a log whose last
+    //     event's SHA-256 digest was changed (its last byte sits just before the 4-byte event
+    //     size and the 40-byte "Exit Boot Services Returned with Success"): the replay no
+    //     longer gives the quoted PCR 5.
+    #[cfg(feature = "appraise")]
+    {
+        let (trusted, why) = appraise_phase(&mut run, pcrs, evidence::EVENTLOG);
+        run.verdict("appraisal", trusted, why);
+        run.ok &= trusted;
+        let mut log = [0u8; evidence::EVENTLOG.len()];
+        log.copy_from_slice(evidence::EVENTLOG);
+        if let Some(b) = log.get_mut(evidence::EVENTLOG.len().saturating_sub(45)) {
+            *b ^= 0x01;
+        }
+        let (trusted, why) = appraise_phase(&mut run, pcrs, &log);
+        run.verdict("appraisal-tampered", trusted, why);
+        run.ok &= !trusted;
+    }
 
     // 3. The same quote with one byte flipped, in RAM: the last byte of pcrDigest, so the
     //    attest still parses and the signature check must fail.

@@ -72,45 +72,10 @@ pub struct Replay {
 }
 
 impl Replay {
-    /// Replay `banks`, for the PCRs in `pcr_mask` (bit i = PCR i; bits 24–31 are ignored).
-    /// Events of other PCRs are not hashed.
-    pub fn new(banks: &[HashAlg], pcr_mask: u32) -> Result<Replay, ReplayError> {
-        let mut out = heapless::Vec::new();
-        for &alg in banks {
-            if !alg.is_supported() {
-                return Err(ReplayError::NotReplayable { alg });
-            }
-            if out.iter().any(|b: &BankReplay| b.values.alg() == alg) {
-                return Err(ReplayError::DuplicateBank { alg });
-            }
-            out.push(BankReplay {
-                values: PcrBank::reset(alg),
-                missing: 0,
-            })
-            .map_err(|_| ReplayError::TooManyBanks { max: MAX_BANKS })?;
-        }
-        Ok(Replay {
-            banks: out,
-            mask: pcr_mask & ALL_PCRS,
-            pcr0_extended: false,
-            locality: None,
-            ignored_locality: false,
-            ignored_pcrs: 0,
-            fed: 0,
-        })
-    }
-
-    /// Replay every bank of `log` this build can hash (up to [`MAX_BANKS`]).
-    pub fn for_log(log: &EventLog<'_>, pcr_mask: u32) -> Replay {
-        let mut banks: heapless::Vec<HashAlg, MAX_BANKS> = heapless::Vec::new();
-        for alg in log.algorithms().iter().filter_map(|a| a.hash()) {
-            if alg.is_supported() && banks.push(alg).is_err() {
-                break;
-            }
-        }
-        // Banks are supported and distinct, and there are at most MAX_BANKS of them.
-        // (A closure, so the empty fallback is not built on the stack when unused.)
-        Replay::new(&banks, pcr_mask).unwrap_or_else(|_| Replay {
+    /// A replay of no banks; [`Replay::reset`] or [`Replay::reset_for_log`] choose them in
+    /// place (so a microcontroller can keep one `Replay` in a static and never move it).
+    pub const fn empty() -> Replay {
+        Replay {
             banks: heapless::Vec::new(),
             mask: 0,
             pcr0_extended: false,
@@ -118,14 +83,86 @@ impl Replay {
             ignored_locality: false,
             ignored_pcrs: 0,
             fed: 0,
-        })
+        }
+    }
+
+    /// Replay `banks`, for the PCRs in `pcr_mask` (bit i = PCR i; bits 24–31 are ignored).
+    /// Events of other PCRs are not hashed.
+    pub fn new(banks: &[HashAlg], pcr_mask: u32) -> Result<Replay, ReplayError> {
+        let mut r = Replay::empty();
+        r.reset(banks, pcr_mask)?;
+        Ok(r)
+    }
+
+    /// Start over in place with `banks` and `pcr_mask`, as [`Replay::new`] does. On error the
+    /// replay is left with no banks.
+    pub fn reset(&mut self, banks: &[HashAlg], pcr_mask: u32) -> Result<(), ReplayError> {
+        self.banks.clear();
+        self.mask = pcr_mask & ALL_PCRS;
+        self.pcr0_extended = false;
+        self.locality = None;
+        self.ignored_locality = false;
+        self.ignored_pcrs = 0;
+        self.fed = 0;
+        for &alg in banks {
+            let err = if !alg.is_supported() {
+                Some(ReplayError::NotReplayable { alg })
+            } else if self.banks.iter().any(|b| b.values.alg() == alg) {
+                Some(ReplayError::DuplicateBank { alg })
+            } else {
+                None
+            };
+            if let Some(e) = err {
+                self.banks.clear();
+                return Err(e);
+            }
+            if self
+                .banks
+                .push(BankReplay {
+                    values: PcrBank::reset(alg),
+                    missing: 0,
+                })
+                .is_err()
+            {
+                self.banks.clear();
+                return Err(ReplayError::TooManyBanks { max: MAX_BANKS });
+            }
+        }
+        Ok(())
+    }
+
+    /// Start over in place with every bank of `log` this build can hash (up to
+    /// [`MAX_BANKS`]), and feed it the whole log.
+    pub fn reset_for_log(&mut self, log: &EventLog<'_>, pcr_mask: u32) {
+        let mut banks: heapless::Vec<HashAlg, MAX_BANKS> = heapless::Vec::new();
+        for alg in log.algorithms().iter().filter_map(|a| a.hash()) {
+            if alg.is_supported() && banks.push(alg).is_err() {
+                break;
+            }
+        }
+        // Banks are supported and distinct, and there are at most MAX_BANKS of them; on an
+        // error the replay has no banks and replays nothing.
+        let _ = self.reset(&banks, pcr_mask);
+    }
+
+    /// Replay every bank of `log` this build can hash (up to [`MAX_BANKS`]), not yet fed.
+    pub fn for_log(log: &EventLog<'_>, pcr_mask: u32) -> Replay {
+        let mut r = Replay::empty();
+        r.reset_for_log(log, pcr_mask);
+        r
     }
 
     /// Replay a whole log.
     pub fn log(log: &EventLog<'_>, pcr_mask: u32) -> Replay {
-        let mut r = Replay::for_log(log, pcr_mask);
-        r.feed_all(log.events());
+        let mut r = Replay::empty();
+        r.replay_log(log, pcr_mask);
         r
+    }
+
+    /// Start over in place and replay a whole log (no `Replay` moves: for small stacks).
+    pub fn replay_log(&mut self, log: &EventLog<'_>, pcr_mask: u32) {
+        self.reset_for_log(log, pcr_mask);
+        self.feed_all(log.events());
     }
 
     /// Feed one event.
