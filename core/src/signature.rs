@@ -204,13 +204,11 @@ impl RustCrypto {
         curve: EccCurve,
         x: &[u8],
         y: &[u8],
-        hash: HashAlg,
         r: &[u8],
         s: &[u8],
-        message: &[u8],
+        digest: &[u8],
     ) -> core::result::Result<(), SignatureError> {
         use p256::ecdsa::signature::hazmat::PrehashVerifier;
-        let digest = hash.hash(message).ok_or(SignatureError::Unsupported)?;
         let mut buf = [0u8; 1 + 2 * MAX_ECC_KEY_BYTES];
         match curve {
             EccCurve::NistP256 => {
@@ -221,7 +219,7 @@ impl RustCrypto {
                 let s = pad_scalar::<32>(s).ok_or(SignatureError::BadSignature)?;
                 let sig = p256::ecdsa::Signature::from_scalars(r, s)
                     .map_err(|_| SignatureError::BadSignature)?;
-                key.verify_prehash(digest.as_bytes(), &sig)
+                key.verify_prehash(digest, &sig)
                     .map_err(|_| SignatureError::BadSignature)
             }
             #[cfg(feature = "p384")]
@@ -233,7 +231,7 @@ impl RustCrypto {
                 let s = pad_scalar::<48>(s).ok_or(SignatureError::BadSignature)?;
                 let sig = p384::ecdsa::Signature::from_scalars(r, s)
                     .map_err(|_| SignatureError::BadSignature)?;
-                key.verify_prehash(digest.as_bytes(), &sig)
+                key.verify_prehash(digest, &sig)
                     .map_err(|_| SignatureError::BadSignature)
             }
             _ => Err(SignatureError::Unsupported),
@@ -246,7 +244,7 @@ impl RustCrypto {
         exponent: u32,
         scheme: SigScheme,
         sig: &[u8],
-        message: &[u8],
+        d: &[u8],
     ) -> core::result::Result<(), SignatureError> {
         use rsa::BoxedUint;
         let modulus = strip_zeros(modulus);
@@ -257,9 +255,6 @@ impl RustCrypto {
             .map_err(|_| SignatureError::BadKey)?;
         let key = rsa::PublicKey::new_with_size_limits(n, e, 1024..=4096)
             .map_err(|_| SignatureError::BadKey)?;
-        let hash = scheme.hash();
-        let digest = hash.hash(message).ok_or(SignatureError::Unsupported)?;
-        let d = digest.as_bytes();
         let res = match scheme {
             SigScheme::RsaSsa(h) => {
                 let padding = match h {
@@ -295,6 +290,32 @@ impl RustCrypto {
     }
 }
 
+impl RustCrypto {
+    /// Verify `sig` over a digest the caller computed with the signature's hash (IMA file
+    /// signatures sign the file digest; quotes go through [`SignatureVerifier::verify`]).
+    pub fn verify_prehashed(
+        key: &PublicKey<'_>,
+        sig: &Signature<'_>,
+        digest: &[u8],
+    ) -> core::result::Result<(), SignatureError> {
+        if digest.len() != sig.scheme().hash().size() {
+            return Err(SignatureError::BadSignature);
+        }
+        match (*key, *sig) {
+            (PublicKey::Ecc { curve, x, y }, Signature::Ecdsa { r, s, .. }) => {
+                Self::verify_ecdsa(curve, x, y, r, s, digest)
+            }
+            #[cfg(feature = "rsa")]
+            (PublicKey::Rsa { modulus, exponent }, Signature::Rsa { scheme, sig }) => {
+                Self::verify_rsa(modulus, exponent, scheme, sig, digest)
+            }
+            #[cfg(not(feature = "rsa"))]
+            (PublicKey::Rsa { .. }, Signature::Rsa { .. }) => Err(SignatureError::Unsupported),
+            _ => Err(SignatureError::SchemeMismatch),
+        }
+    }
+}
+
 impl SignatureVerifier for RustCrypto {
     fn verify(
         &self,
@@ -302,17 +323,11 @@ impl SignatureVerifier for RustCrypto {
         sig: &Signature<'_>,
         message: &[u8],
     ) -> core::result::Result<(), SignatureError> {
-        match (*key, *sig) {
-            (PublicKey::Ecc { curve, x, y }, Signature::Ecdsa { hash, r, s }) => {
-                Self::verify_ecdsa(curve, x, y, hash, r, s, message)
-            }
-            #[cfg(feature = "rsa")]
-            (PublicKey::Rsa { modulus, exponent }, Signature::Rsa { scheme, sig }) => {
-                Self::verify_rsa(modulus, exponent, scheme, sig, message)
-            }
-            #[cfg(not(feature = "rsa"))]
-            (PublicKey::Rsa { .. }, Signature::Rsa { .. }) => Err(SignatureError::Unsupported),
-            _ => Err(SignatureError::SchemeMismatch),
-        }
+        let digest = sig
+            .scheme()
+            .hash()
+            .hash(message)
+            .ok_or(SignatureError::Unsupported)?;
+        Self::verify_prehashed(key, sig, digest.as_bytes())
     }
 }

@@ -17,9 +17,9 @@
 //! `subjectPublicKey` bits (the `RSAPublicKey` DER, or the uncompressed EC point) — not over
 //! the whole `SubjectPublicKeyInfo`. See [`key_id_v2`].
 
-use crate::alg::{EccCurve, HashAlg};
+use crate::alg::HashAlg;
 use crate::codec::{ErrorKind, Reader};
-use crate::public::{strip_zeros, PublicKey};
+use crate::public::{strip_zeros, PublicKey, SigScheme};
 use crate::signature::{Signature, SignatureError};
 
 use super::event::{Blob, KernelHash};
@@ -180,123 +180,24 @@ pub fn verify(
     Ok(s.key_id)
 }
 
-/// Verify `sig` over an already computed digest of algorithm `algo`.
+/// Verify `sig` over an already computed digest of algorithm `algo` (RSA PKCS#1 v1.5, or a DER
+/// ECDSA signature), with the core's RustCrypto backend.
 pub fn verify_prehashed(
     key: &PublicKey<'_>,
     algo: KernelHash,
     digest: &[u8],
     sig: &[u8],
 ) -> Result<(), SignatureError> {
-    if algo.size() != digest.len() {
-        return Err(SignatureError::BadSignature);
-    }
-    match *key {
-        PublicKey::Ecc { curve, x, y } => verify_ecdsa(curve, x, y, digest, sig),
-        #[cfg(feature = "rsa")]
-        PublicKey::Rsa { modulus, exponent } => verify_rsa(modulus, exponent, algo, digest, sig),
-        #[cfg(not(feature = "rsa"))]
-        PublicKey::Rsa { .. } => Err(SignatureError::Unsupported),
-    }
-}
-
-fn pad<const N: usize>(v: &[u8]) -> Option<[u8; N]> {
-    let v = strip_zeros(v);
-    let mut out = [0u8; N];
-    let start = N.checked_sub(v.len())?;
-    out.get_mut(start..)?.copy_from_slice(v);
-    Some(out)
-}
-
-fn verify_ecdsa(
-    curve: EccCurve,
-    x: &[u8],
-    y: &[u8],
-    digest: &[u8],
-    sig: &[u8],
-) -> Result<(), SignatureError> {
-    use p256::ecdsa::signature::hazmat::PrehashVerifier;
-    // The hash in the scheme is not used by from_plain for ECDSA beyond labelling.
-    let (r, s) = match Signature::from_plain(crate::public::SigScheme::Ecdsa(HashAlg::Sha256), sig)
-    {
-        Ok(Signature::Ecdsa { r, s, .. }) => (r, s),
-        _ => return Err(SignatureError::BadSignature),
+    let hash = algo.hash_alg().ok_or(SignatureError::Unsupported)?;
+    let sig = match key {
+        PublicKey::Ecc { .. } => Signature::from_plain(SigScheme::Ecdsa(hash), sig)
+            .map_err(|_| SignatureError::BadSignature)?,
+        PublicKey::Rsa { .. } => Signature::Rsa {
+            scheme: SigScheme::RsaSsa(hash),
+            sig,
+        },
     };
-    match curve {
-        EccCurve::NistP256 => {
-            let mut point = [0u8; 65];
-            point[0] = 4;
-            point
-                .get_mut(1..33)
-                .ok_or(SignatureError::BadKey)?
-                .copy_from_slice(&pad::<32>(x).ok_or(SignatureError::BadKey)?);
-            point
-                .get_mut(33..65)
-                .ok_or(SignatureError::BadKey)?
-                .copy_from_slice(&pad::<32>(y).ok_or(SignatureError::BadKey)?);
-            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point)
-                .map_err(|_| SignatureError::BadKey)?;
-            let sig = p256::ecdsa::Signature::from_scalars(
-                pad::<32>(r).ok_or(SignatureError::BadSignature)?,
-                pad::<32>(s).ok_or(SignatureError::BadSignature)?,
-            )
-            .map_err(|_| SignatureError::BadSignature)?;
-            key.verify_prehash(digest, &sig)
-                .map_err(|_| SignatureError::BadSignature)
-        }
-        #[cfg(feature = "p384")]
-        EccCurve::NistP384 => {
-            let mut point = [0u8; 97];
-            point[0] = 4;
-            point
-                .get_mut(1..49)
-                .ok_or(SignatureError::BadKey)?
-                .copy_from_slice(&pad::<48>(x).ok_or(SignatureError::BadKey)?);
-            point
-                .get_mut(49..97)
-                .ok_or(SignatureError::BadKey)?
-                .copy_from_slice(&pad::<48>(y).ok_or(SignatureError::BadKey)?);
-            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(&point)
-                .map_err(|_| SignatureError::BadKey)?;
-            let sig = p384::ecdsa::Signature::from_scalars(
-                pad::<48>(r).ok_or(SignatureError::BadSignature)?,
-                pad::<48>(s).ok_or(SignatureError::BadSignature)?,
-            )
-            .map_err(|_| SignatureError::BadSignature)?;
-            key.verify_prehash(digest, &sig)
-                .map_err(|_| SignatureError::BadSignature)
-        }
-        _ => Err(SignatureError::Unsupported),
-    }
-}
-
-#[cfg(feature = "rsa")]
-fn verify_rsa(
-    modulus: &[u8],
-    exponent: u32,
-    algo: KernelHash,
-    digest: &[u8],
-    sig: &[u8],
-) -> Result<(), SignatureError> {
-    use rsa::BoxedUint;
-    let modulus = strip_zeros(modulus);
-    let bits =
-        u32::try_from(modulus.len().saturating_mul(8)).map_err(|_| SignatureError::BadKey)?;
-    let n = BoxedUint::from_be_slice(modulus, bits).map_err(|_| SignatureError::BadKey)?;
-    let e = BoxedUint::from_be_slice(&exponent.to_be_bytes(), 32)
-        .map_err(|_| SignatureError::BadKey)?;
-    let key = rsa::PublicKey::new_with_size_limits(n, e, 1024..=4096)
-        .map_err(|_| SignatureError::BadKey)?;
-    let padding = match algo {
-        #[cfg(feature = "sha1")]
-        KernelHash::Sha1 => rsa::Pkcs1v15Sign::new::<sha1::Sha1>(),
-        KernelHash::Sha224 => rsa::Pkcs1v15Sign::new::<sha2::Sha224>(),
-        KernelHash::Sha256 => rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
-        KernelHash::Sha384 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
-        KernelHash::Sha512 => rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
-        _ => return Err(SignatureError::Unsupported),
-    };
-    key.verify(padding, digest, sig)
-        .map_err(|_| SignatureError::BadSignature)
+    crate::signature::RustCrypto::verify_prehashed(key, &sig, digest)
 }
 
 /// The IMA v2 key id of a key given as DER `SubjectPublicKeyInfo`: the last 4 bytes (big-
