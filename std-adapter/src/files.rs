@@ -12,12 +12,10 @@ use trustpool_core::{AttestationKey, QuoteError, SigScheme, Signature};
 /// Errors reading or recognising input files.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// (The I/O error is part of the message, not a `source`, so `{:#}` chains do not
+    /// repeat it.)
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("{what}: {error}")]
     Parse {
         what: String,
@@ -35,9 +33,9 @@ pub const MAX_FILE_SIZE: u64 = 256 * 1024 * 1024;
 /// Read a whole file, bounded by [`MAX_FILE_SIZE`].
 pub fn read(path: impl AsRef<Path>) -> Result<Vec<u8>> {
     let path = path.as_ref();
-    let io = |source| FileError::Io {
+    let io = |error| FileError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     };
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.is_file() && meta.len() > MAX_FILE_SIZE {
