@@ -574,6 +574,11 @@ pub fn appraise<'a, const N: usize>(
 
     let Some(log) = log else { return v };
 
+    // The facts, from consistent events. It checks every event's digest against its data
+    // once; the loops below re-check events only when it found an inconsistent one.
+    let summary = BootSummary::from_log(&log);
+    let any_inconsistent = summary.inconsistent_events > 0;
+
     // 6. Event rules, on PCRs the quote confirmed.
     let event_bank = EVENT_BANKS.into_iter().find(|b| {
         wl.section(section::EVENT_DIGEST | b.id()).is_some()
@@ -595,7 +600,7 @@ pub fn appraise<'a, const N: usize>(
             continue;
         };
         let bit = 1u32.checked_shl(e.pcr).unwrap_or(0);
-        if let DigestCheck::Inconsistent { .. } = check_event(&e) {
+        if any_inconsistent && matches!(check_event(&e), DigestCheck::Inconsistent { .. }) {
             v.push(Finding::info(Rule::DigestInconsistent).event(e.index, e.pcr, e.event_type));
         }
         if settings.event_pcrs & bit == 0 || confirmed & bit == 0 {
@@ -627,7 +632,6 @@ pub fn appraise<'a, const N: usize>(
     }
 
     // 7. Secure Boot and the kernel command line, from consistent events on confirmed PCRs.
-    let summary = BootSummary::from_log(&log);
     let pcr7 = confirmed & (1 << 7) != 0;
     if settings.has(flag::SECURE_BOOT_REQUIRED) {
         let state = if pcr7 {
@@ -720,7 +724,7 @@ pub fn appraise<'a, const N: usize>(
     // A command line hidden behind an event whose data no longer matches its digest must not
     // pass the rules by its absence: such an event on the PCRs that carry command lines (8 for
     // GRUB, 12 for systemd-boot) makes the command line unknown.
-    if wl.cmdline_rules().next().is_some() {
+    if any_inconsistent && wl.cmdline_rules().next().is_some() {
         let hidden = [8u32, 12]
             .into_iter()
             .flat_map(|p| log.events_for_pcr(p))
