@@ -25,6 +25,7 @@ pub mod alg;
 pub mod appraise;
 pub mod attest;
 pub mod codec;
+pub mod credential;
 pub mod eventlog;
 pub mod ima;
 pub mod pcr;
