@@ -9,7 +9,7 @@
 use crate::alg::{Digest, HashAlg};
 use crate::codec::{BufferTooSmall, Writer};
 
-use super::{cc, st, TPM_RS_PW};
+use super::{cc, rh, st, TPM_RS_PW};
 
 type Result<T> = core::result::Result<T, BufferTooSmall>;
 
@@ -20,6 +20,27 @@ pub enum StartupType {
     Clear,
     /// `TPM_SU_STATE`: TPM Resume after TPM2_Shutdown(STATE).
     State,
+}
+
+/// `TPM_SE` (Part 2 §6.11): the `sessionType` of TPM2_StartAuthSession.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionType {
+    /// `TPM_SE_HMAC`.
+    Hmac,
+    /// `TPM_SE_POLICY`.
+    Policy,
+    /// `TPM_SE_TRIAL`: computes a policy digest, authorizes nothing.
+    Trial,
+}
+
+impl SessionType {
+    pub const fn value(self) -> u8 {
+        match self {
+            SessionType::Hmac => 0x00,
+            SessionType::Policy => 0x01,
+            SessionType::Trial => 0x03,
+        }
+    }
 }
 
 /// Write a command: header (tag, size filled in at the end, code), then `body`.
@@ -54,6 +75,15 @@ fn password_session(w: &mut Writer<'_>) -> Result<()> {
     w.u32_be(TPM_RS_PW)?;
     w.u16_be(0)?;
     w.u8(0x01)?;
+    w.u16_be(0)
+}
+
+/// One `TPMS_AUTH_COMMAND` for a policy session that needs no HMAC (no PolicyAuthValue or
+/// PolicyPassword): the handle, empty nonce, `sessionAttributes` and empty hmac.
+fn policy_auth(w: &mut Writer<'_>, session: u32, continue_session: bool) -> Result<()> {
+    w.u32_be(session)?;
+    w.u16_be(0)?;
+    w.u8(u8::from(continue_session))?;
     w.u16_be(0)
 }
 
@@ -219,5 +249,73 @@ pub fn nv_read(
         password_session(w)?;
         w.u16_be(size)?;
         w.u16_be(offset)
+    })
+}
+
+/// TPM2_StartAuthSession (Part 3 §11.1) of `session_type` with no salt (`tpmKey` =
+/// `TPM_RH_NULL`, empty `encryptedSalt`), unbound (`bind` = `TPM_RH_NULL`), `nonceCaller` =
+/// `nonce_caller` (the TPM wants 16 bytes up to the digest size of `auth_hash`), no parameter
+/// encryption (`symmetric` = `TPM_ALG_NULL`).
+pub fn start_auth_session(
+    buf: &mut [u8],
+    session_type: SessionType,
+    nonce_caller: &[u8],
+    auth_hash: HashAlg,
+) -> Result<usize> {
+    emit(buf, st::NO_SESSIONS, cc::START_AUTH_SESSION, |w| {
+        w.u32_be(rh::NULL)?;
+        w.u32_be(rh::NULL)?;
+        w.tpm2b(nonce_caller)?;
+        // encryptedSalt: empty
+        w.u16_be(0)?;
+        w.u8(session_type.value())?;
+        // symmetric: TPM_ALG_NULL (no keyBits or mode follow)
+        w.u16_be(crate::alg::id::NULL)?;
+        w.u16_be(auth_hash.id())
+    })
+}
+
+/// TPM2_PolicySecret (Part 3 §23.4): assert in `policy_session` that the caller knows the
+/// authorization of `auth_handle` (e.g. `TPM_RH_ENDORSEMENT`, which the TCG EK policy names),
+/// given with an empty password; empty `nonceTPM`, `cpHashA` and `policyRef`, `expiration` 0.
+pub fn policy_secret(buf: &mut [u8], auth_handle: u32, policy_session: u32) -> Result<usize> {
+    emit(buf, st::SESSIONS, cc::POLICY_SECRET, |w| {
+        w.u32_be(auth_handle)?;
+        w.u32_be(policy_session)?;
+        password_session(w)?;
+        // nonceTPM, cpHashA, policyRef: empty
+        w.u16_be(0)?;
+        w.u16_be(0)?;
+        w.u16_be(0)?;
+        // expiration
+        w.u32_be(0)
+    })
+}
+
+/// TPM2_ActivateCredential (Part 3 §12.5): recover the credential wrapped for the object
+/// `activate_handle` (the AK, authorized with an empty password) by the protector
+/// `key_handle` (the EK, authorized by `policy_session`, which the TPM flushes afterwards:
+/// `continueSession` clear). `credential_blob` is the contents of the `TPM2B_ID_OBJECT` and
+/// `secret` of the `TPM2B_ENCRYPTED_SECRET`, both without their size fields.
+pub fn activate_credential(
+    buf: &mut [u8],
+    activate_handle: u32,
+    key_handle: u32,
+    policy_session: u32,
+    credential_blob: &[u8],
+    secret: &[u8],
+) -> Result<usize> {
+    emit(buf, st::SESSIONS, cc::ACTIVATE_CREDENTIAL, |w| {
+        w.u32_be(activate_handle)?;
+        w.u32_be(key_handle)?;
+        // authorizationSize: two TPMS_AUTH_COMMANDs of 9 bytes each.
+        w.u32_be(18)?;
+        w.u32_be(TPM_RS_PW)?;
+        w.u16_be(0)?;
+        w.u8(0x01)?;
+        w.u16_be(0)?;
+        policy_auth(w, policy_session, false)?;
+        w.tpm2b(credential_blob)?;
+        w.tpm2b(secret)
     })
 }

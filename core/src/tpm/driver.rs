@@ -5,12 +5,13 @@ use crate::alg::{Digest, HashAlg};
 use crate::codec::BufferTooSmall;
 use crate::pcr::PcrSet;
 
-use super::command::{self, StartupType};
+use super::command::{self, SessionType, StartupType};
 use super::properties::{TpmProperties, FIXED_PROPERTIES};
 use super::rc::code;
 use super::response::{
     self, CapabilityData, CreatePrimaryResponse, GetCapabilityResponse, NvReadPublicResponse,
-    PcrReadResponse, QuoteResponse, ReadPublicResponse,
+    PcrReadResponse, PolicySecretResponse, QuoteResponse, ReadPublicResponse,
+    StartAuthSessionResponse,
 };
 use super::{cap, pt, Error, Hierarchy, Transport, TransportError};
 
@@ -377,5 +378,69 @@ impl<T: Transport, B: AsMut<[u8]>> Tpm<T, B> {
             offset = end;
         }
         Ok(size)
+    }
+
+    /// TPM2_StartAuthSession (Part 3 §11.1): an unsalted, unbound session of `session_type`
+    /// with `nonce_caller` (16 bytes up to the `auth_hash` digest size) and no parameter
+    /// encryption. Flush the handle unless a command ends the session.
+    pub fn start_auth_session(
+        &mut self,
+        session_type: SessionType,
+        nonce_caller: &[u8],
+        auth_hash: HashAlg,
+    ) -> Result<StartAuthSessionResponse<'_>, Error> {
+        let rsp =
+            self.run(|b| command::start_auth_session(b, session_type, nonce_caller, auth_hash))?;
+        response::start_auth_session(rsp)
+    }
+
+    /// TPM2_PolicySecret (Part 3 §23.4) with `auth_handle`'s empty password, no nonce, cpHash
+    /// or policyRef, and no expiration.
+    pub fn policy_secret(
+        &mut self,
+        auth_handle: u32,
+        policy_session: u32,
+    ) -> Result<PolicySecretResponse<'_>, Error> {
+        let rsp = self.run(|b| command::policy_secret(b, auth_handle, policy_session))?;
+        response::policy_secret(rsp)
+    }
+
+    /// TPM2_ActivateCredential (Part 3 §12.5): the credential in `credential_blob` (the
+    /// `TPM2B_ID_OBJECT` contents) and `secret` (the `TPM2B_ENCRYPTED_SECRET` contents), for
+    /// the object `activate_handle` (empty password) under the EK `key_handle` authorized by
+    /// `policy_session`. On success the TPM has ended the policy session; on failure flush it.
+    pub fn activate_credential(
+        &mut self,
+        activate_handle: u32,
+        key_handle: u32,
+        policy_session: u32,
+        credential_blob: &[u8],
+        secret: &[u8],
+    ) -> Result<&[u8], Error> {
+        let rsp = self.run(|b| {
+            command::activate_credential(
+                b,
+                activate_handle,
+                key_handle,
+                policy_session,
+                credential_blob,
+                secret,
+            )
+        })?;
+        response::activate_credential(rsp)
+    }
+
+    /// The EK's policy (TPM2_PolicySecret(`TPM_RH_ENDORSEMENT`)) in a fresh policy session
+    /// started with `nonce_caller`; returns the session handle, ready for
+    /// [`Tpm::activate_credential`]. The session is flushed if the policy fails.
+    pub fn ek_policy_session(&mut self, nonce_caller: &[u8]) -> Result<u32, Error> {
+        let session = self
+            .start_auth_session(SessionType::Policy, nonce_caller, HashAlg::Sha256)?
+            .handle;
+        if let Err(e) = self.policy_secret(super::rh::ENDORSEMENT, session) {
+            let _ = self.flush_context(session);
+            return Err(e);
+        }
+        Ok(session)
     }
 }

@@ -574,3 +574,76 @@ pub fn nv_read(rsp: &[u8]) -> Result<&[u8]> {
     finish(&b.params)?;
     Ok(data)
 }
+
+/// TPM2_StartAuthSession's response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartAuthSessionResponse<'a> {
+    /// The session's handle (`TPM_HT_HMAC_SESSION` or `TPM_HT_POLICY_SESSION`).
+    pub handle: u32,
+    /// `nonceTPM`.
+    pub nonce_tpm: &'a [u8],
+}
+
+/// TPM2_StartAuthSession (Part 3 §11.1).
+pub fn start_auth_session(rsp: &[u8]) -> Result<StartAuthSessionResponse<'_>> {
+    let mut b = parse(rsp, 1, 0, "TPM2_StartAuthSession response")?;
+    let handle = b.handle.unwrap_or(0);
+    let nonce_tpm = b
+        .params
+        .tpm2b(MAX_DIGEST_SIZE, "nonceTPM")
+        .map_err(Error::Response)?;
+    finish(&b.params)?;
+    Ok(StartAuthSessionResponse { handle, nonce_tpm })
+}
+
+/// TPM2_PolicySecret's response. With `expiration` 0 the timeout is empty and the ticket a
+/// NULL ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicySecretResponse<'a> {
+    /// `timeout` (`TPM2B_TIMEOUT`).
+    pub timeout: &'a [u8],
+    /// `policyTicket.tag` (`TPM_ST_AUTH_SECRET`).
+    pub ticket_tag: u16,
+    /// `policyTicket.hierarchy`.
+    pub ticket_hierarchy: u32,
+    /// `policyTicket.digest`.
+    pub ticket_digest: &'a [u8],
+}
+
+/// Largest `TPM2B_TIMEOUT` (`sizeof(UINT64)`).
+const MAX_TIMEOUT_SIZE: usize = 8;
+
+/// TPM2_PolicySecret (Part 3 §23.4).
+pub fn policy_secret(rsp: &[u8]) -> Result<PolicySecretResponse<'_>> {
+    let mut b = parse(rsp, 0, 1, "TPM2_PolicySecret response")?;
+    let r = &mut b.params;
+    let timeout = r
+        .tpm2b(MAX_TIMEOUT_SIZE, "timeout")
+        .map_err(Error::Response)?;
+    let ticket_tag = r.u16_be("policyTicket.tag").map_err(Error::Response)?;
+    let ticket_hierarchy = r
+        .u32_be("policyTicket.hierarchy")
+        .map_err(Error::Response)?;
+    let ticket_digest = r
+        .tpm2b(MAX_DIGEST_SIZE, "policyTicket.digest")
+        .map_err(Error::Response)?;
+    finish(r)?;
+    Ok(PolicySecretResponse {
+        timeout,
+        ticket_tag,
+        ticket_hierarchy,
+        ticket_digest,
+    })
+}
+
+/// TPM2_ActivateCredential (Part 3 §12.5): `certInfo`, the recovered credential
+/// (`TPM2B_DIGEST`). The response carries two sessions, one per authorized handle.
+pub fn activate_credential(rsp: &[u8]) -> Result<&[u8]> {
+    let mut b = parse(rsp, 0, 2, "TPM2_ActivateCredential response")?;
+    let cert_info = b
+        .params
+        .tpm2b(MAX_DIGEST_SIZE, "certInfo")
+        .map_err(Error::Response)?;
+    finish(&b.params)?;
+    Ok(cert_info)
+}

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::Serialize;
+use trustpool_core::credential::CredentialBlob;
 use trustpool_core::eventlog::Workarounds;
 use trustpool_core::pcr::PcrValues;
 use trustpool_core::tpm::rc::code;
 use trustpool_core::tpm::{
-    self as core_tpm, manufacturer_name, AkTemplate, Hierarchy, StartupType, Tpm, TpmProperties,
-    TransportError,
+    self as core_tpm, manufacturer_name, AkTemplate, EkTemplate, Hierarchy, StartupType, Tpm,
+    TpmProperties, TransportError,
 };
 use trustpool_core::{Attest, Digest, HashAlg, PcrSet, Signature, SignatureVerifier};
 
@@ -365,6 +366,17 @@ pub struct Ak {
     pub template: AkTemplate,
 }
 
+/// An endorsement key loaded in the TPM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ek {
+    pub handle: u32,
+    /// `TPM2B_PUBLIC`.
+    pub public: Vec<u8>,
+    /// The EK's Name (nameAlg id ‖ digest of its `TPMT_PUBLIC`).
+    pub name: Vec<u8>,
+    pub template: EkTemplate,
+}
+
 /// One bank of `TPM_CAP_PCRS`.
 #[derive(Debug, Clone, Serialize)]
 pub struct BankInfo {
@@ -513,6 +525,62 @@ impl TpmSession {
             public: r.public.to_vec(),
             template,
         })
+    }
+
+    /// Create the TCG default endorsement key of `template` (TPM2_CreatePrimary in the
+    /// endorsement hierarchy): the same key `tpm2_createek` makes.
+    pub fn create_ek(&mut self, template: EkTemplate) -> Result<Ek, TpmError> {
+        let r = self
+            .tpm
+            .create_primary(Hierarchy::Endorsement, template.public())
+            .map_err(cmd_err("TPM2_CreatePrimary(EK)"))?;
+        Ok(Ek {
+            handle: r.handle,
+            public: r.public.to_vec(),
+            name: r.name.to_vec(),
+            template,
+        })
+    }
+
+    /// The Name of a loaded object (TPM2_ReadPublic).
+    pub fn name(&mut self, handle: u32) -> Result<Vec<u8>, TpmError> {
+        Ok(self
+            .tpm
+            .read_public(handle)
+            .map_err(cmd_err("TPM2_ReadPublic"))?
+            .name
+            .to_vec())
+    }
+
+    /// TPM2_ActivateCredential of a credential blob (the tpm2-tools / Keylime file:
+    /// `TPM2B_ID_OBJECT` ‖ `TPM2B_ENCRYPTED_SECRET`) for `ak` under `ek`, the EK authorized by
+    /// its policy (TPM2_StartAuthSession, TPM2_PolicySecret(`TPM_RH_ENDORSEMENT`)). The policy
+    /// session is gone afterwards, whatever happened; the keys stay loaded.
+    pub fn activate(&mut self, ak: &Ak, ek: &Ek, blob: &[u8]) -> Result<Vec<u8>, TpmError> {
+        let parsed = CredentialBlob::parse(blob)
+            .map_err(|e| TpmError::Input(format!("credential blob: {e}")))?;
+        let id_object = parsed.id_object_bytes.get(2..).unwrap_or(&[]);
+        let nonce = self.random(32)?;
+        let session = self
+            .tpm
+            .ek_policy_session(&nonce)
+            .map_err(cmd_err("TPM2_StartAuthSession/TPM2_PolicySecret"))?;
+        let r = self
+            .tpm
+            .activate_credential(
+                ak.handle,
+                ek.handle,
+                session,
+                id_object,
+                parsed.encrypted_secret,
+            )
+            .map(<[u8]>::to_vec)
+            .map_err(cmd_err("TPM2_ActivateCredential"));
+        if r.is_err() {
+            // A failed command leaves the session loaded.
+            let _ = self.tpm.flush_context(session);
+        }
+        r
     }
 
     /// TPM2_FlushContext.
@@ -880,6 +948,34 @@ pub fn tpm_quote(
     let ev = ev?;
     flushed?;
     Ok(ev)
+}
+
+/// Enrollment by credential activation (the Keylime registrar protocol): create the RSA EK
+/// (TCG "Template L-1") and the AK of `ak_template` in the hierarchy `tpm quote` uses (see
+/// [`QuoteOptions::default`]), recover the secret of the credential blob `blob` (the
+/// tpm2-tools / Keylime file) with TPM2_ActivateCredential, flush both keys, and return the
+/// secret.
+pub fn activate_credential(
+    tpm: &str,
+    ak_template: AkTemplate,
+    blob: &[u8],
+) -> Result<Vec<u8>, TpmError> {
+    let mut s = TpmSession::open(tpm)?;
+    let ek = s.create_ek(EkTemplate::Rsa2048)?;
+    let ak = match s.create_ak(ak_template, QuoteOptions::default().hierarchy) {
+        Ok(ak) => ak,
+        Err(e) => {
+            let _ = s.flush(ek.handle);
+            return Err(e);
+        }
+    };
+    let secret = s.activate(&ak, &ek, blob);
+    let flushed_ak = s.flush(ak.handle);
+    let flushed_ek = s.flush(ek.handle);
+    let secret = secret?;
+    flushed_ak?;
+    flushed_ek?;
+    Ok(secret)
 }
 
 /// Why `attest` failed.

@@ -1,0 +1,272 @@
+//! The swtpm test harness shared by the TPM integration tests: a real software TPM on
+//! loopback (swtpm, Debian `swtpm`/`swtpm-tools`), started per test on free ports and killed on
+//! drop, and helpers around tpm2-tools. Skips with a message when the tools are missing,
+//! except in CI.
+#![allow(dead_code, unused_imports)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use trustpool::evidence::Evidence;
+use trustpool::files::{self, AkFile};
+use trustpool::policy::Policy;
+use trustpool::tpm::{
+    self, tpm_info, tpm_pcrs, tpm_quote, Device, LogSource, QuoteOptions, TpmError, TpmSession,
+    TpmUri,
+};
+use trustpool::verify_cmd::{learn, verify};
+use trustpool_core::eventlog::{EventLog, Workarounds};
+use trustpool_core::tpm::{AkTemplate, Hierarchy, Tpm};
+use trustpool_core::{AttestationKey, Digest, HashAlg, PcrValues, Quote, QuoteError};
+
+// --- harness -------------------------------------------------------------------------------
+
+pub fn ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+pub fn on_path(bin: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(bin).is_file()))
+}
+
+/// Whether the tools are here; in CI their absence fails the test.
+pub fn have(bins: &[&str]) -> bool {
+    let missing: Vec<&str> = bins.iter().copied().filter(|b| !on_path(b)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if ci() {
+        panic!("{missing:?} not installed, and CI is set: install swtpm, swtpm-tools, tpm2-tools");
+    }
+    eprintln!("skipping: {missing:?} not installed (apt-get install swtpm swtpm-tools tpm2-tools)");
+    false
+}
+
+pub fn shared(rel: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/test-vectors")
+        .join(rel);
+    if p.is_file() {
+        Some(p)
+    } else if ci() {
+        panic!("{} is missing in CI", p.display());
+    } else {
+        eprintln!("skipping: {} not present", p.display());
+        None
+    }
+}
+
+pub static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A directory under the target's temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "tpm-{tag}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A TPM state made once per test process by `swtpm_setup` (both banks, EK certificates if
+/// the local CA works), copied for every swtpm started.
+pub fn template_state() -> &'static (PathBuf, bool) {
+    static STATE: OnceLock<(PathBuf, bool)> = OnceLock::new();
+    STATE.get_or_init(|| {
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        // Templates of test processes that are gone.
+        for e in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("tpm-state-template-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = tmp.join(format!("tpm-state-template-{}", std::process::id()));
+        let setup = |certs: bool| {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut c = Command::new("swtpm_setup");
+            c.args(["--tpm2", "--pcr-banks", "sha1,sha256", "--tpmstate"])
+                .arg(&dir);
+            if certs {
+                c.args(["--create-ek-cert", "--create-platform-cert"]);
+            }
+            let out = c.stdin(Stdio::null()).output().unwrap();
+            if !out.status.success() {
+                eprintln!(
+                    "swtpm_setup{} failed: {}{}",
+                    if certs { " (with certificates)" } else { "" },
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            out.status.success()
+        };
+        let certs = setup(true);
+        if !certs {
+            assert!(setup(false), "swtpm_setup failed");
+        }
+        (dir, certs)
+    })
+}
+
+/// A running swtpm on 127.0.0.1 with a fresh copy of the template state; killed on drop.
+pub struct Swtpm {
+    pub child: Child,
+    pub port: u16,
+    pub _dir: TempDir,
+}
+
+pub fn free_port_pair() -> u16 {
+    loop {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = a.local_addr().unwrap().port();
+        if p < u16::MAX && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+impl Swtpm {
+    pub fn start() -> Swtpm {
+        Self::start_with(true)
+    }
+
+    /// `initialized`: started with `--flags not-need-init,startup-clear`.
+    pub fn start_with(initialized: bool) -> Swtpm {
+        let (template, _) = template_state();
+        for _ in 0..10 {
+            let dir = TempDir::new("swtpm");
+            for e in std::fs::read_dir(template).unwrap() {
+                let e = e.unwrap();
+                std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+            }
+            let port = free_port_pair();
+            let mut c = Command::new("swtpm");
+            c.args(["socket", "--tpm2"])
+                .arg("--server")
+                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+                .arg("--ctrl")
+                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+                .arg("--tpmstate")
+                .arg(format!("dir={}", dir.path().display()));
+            if initialized {
+                c.args(["--flags", "not-need-init,startup-clear"]);
+            }
+            let mut child = c
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut up = false;
+            while Instant::now() < deadline {
+                if child.try_wait().unwrap().is_some() {
+                    break; // port taken: try another
+                }
+                if TcpStream::connect(("127.0.0.1", port + 1)).is_ok() {
+                    up = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if up {
+                return Swtpm {
+                    child,
+                    port,
+                    _dir: dir,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("swtpm did not start");
+    }
+
+    pub fn uri(&self) -> String {
+        format!("swtpm:127.0.0.1:{}", self.port)
+    }
+
+    pub fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    pub fn session(&self) -> TpmSession {
+        TpmSession::open(&self.uri()).unwrap()
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn no_logs(ak: AkTemplate) -> QuoteOptions {
+    QuoteOptions {
+        ak,
+        hierarchy: Hierarchy::Endorsement,
+        eventlog: LogSource::Skip,
+        ima_log: LogSource::Skip,
+    }
+}
+
+/// Verify evidence with the core: signature, nonce, then the PCR values.
+pub fn core_verify(ev: &Evidence, nonce: &[u8]) -> Result<(), QuoteError> {
+    let ak_file = ev.ak_file("evidence").unwrap();
+    let ak: AttestationKey<'_> = ak_file.ak().unwrap();
+    let q = Quote::verify(&ev.quote.attest, &ev.quote.signature, &ak, nonce)?;
+    q.check_pcrs(&ev.pcr_set().unwrap())
+}
+
+pub fn extend_random(s: &mut TpmSession, pcrs: &[u32]) {
+    for &pcr in pcrs {
+        let r1 = s.random(20).unwrap();
+        let r2 = s.random(32).unwrap();
+        s.extend(
+            pcr,
+            &[
+                Digest::from_slice(HashAlg::Sha1, &r1).unwrap(),
+                Digest::from_slice(HashAlg::Sha256, &r2).unwrap(),
+            ],
+        )
+        .unwrap();
+    }
+}
+
+pub fn run_tool(bin: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{bin}: {e}"));
+    out
+}
+
+// --- tests ---------------------------------------------------------------------------------
