@@ -262,13 +262,19 @@ impl Hasher {
     pub fn finalize(self) -> Digest {
         let alg = self.alg();
         let mut d = Digest::zero(alg);
-        let out = d.bytes.iter_mut();
+        // Each output is exactly `alg.size()` bytes, so the slices always match.
+        let out = d.bytes.get_mut(..alg.size()).unwrap_or(&mut []);
+        let copy = |out: &mut [u8], src: &[u8]| {
+            if out.len() == src.len() {
+                out.copy_from_slice(src);
+            }
+        };
         match self {
             #[cfg(feature = "sha1")]
-            Hasher::Sha1(h) => out.zip(h.finalize().iter()).for_each(|(o, i)| *o = *i),
-            Hasher::Sha256(h) => out.zip(h.finalize().iter()).for_each(|(o, i)| *o = *i),
-            Hasher::Sha384(h) => out.zip(h.finalize().iter()).for_each(|(o, i)| *o = *i),
-            Hasher::Sha512(h) => out.zip(h.finalize().iter()).for_each(|(o, i)| *o = *i),
+            Hasher::Sha1(h) => copy(out, &h.finalize()),
+            Hasher::Sha256(h) => copy(out, &h.finalize()),
+            Hasher::Sha384(h) => copy(out, &h.finalize()),
+            Hasher::Sha512(h) => copy(out, &h.finalize()),
         }
         d
     }
