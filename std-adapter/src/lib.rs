@@ -6,6 +6,7 @@ pub mod eventlog_cmd;
 pub mod evidence;
 pub mod files;
 pub mod ima_policy;
+pub mod oat;
 pub mod policy;
 pub mod quote_cmd;
 pub mod testing;
