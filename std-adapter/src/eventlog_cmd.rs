@@ -330,22 +330,19 @@ pub fn check(
 ) -> Result<CheckReport, crate::quote_cmd::VerifyFailure> {
     use trustpool_core::eventlog::{compare_pcr, PcrStatus};
     use trustpool_core::PcrValues;
-    let (quote, supplied) = crate::quote_cmd::verify_quote(backend, ak, ev, nonce, scheme)?;
+    let (verified, quote, supplied) =
+        crate::quote_cmd::verify_quote_view(backend, ak, ev, nonce, scheme)?;
     let replay = Replay::log(log, ALL_PCRS);
     let uintn = log.uintn_bytes();
     let mut pcrs = Vec::new();
     let mut all_match = true;
     let mut replay_matches_digest = None;
-    let mut set = trustpool_core::PcrSet::new();
     for p in &quote.pcrs {
         let alg = HashAlg::from_name(&p.bank);
         let replayed = alg
             .and_then(|a| replay.bank(a))
             .and_then(|b| b.get(p.pcr))
             .copied();
-        if let Some(d) = replayed {
-            set.set(d.alg(), p.pcr, d.as_bytes());
-        }
         let quoted = alg.and_then(|a| supplied.as_ref().and_then(|s| s.pcr(a, p.pcr)));
         let status = match quoted {
             Some(q) => compare_pcr(&replay, p.pcr, q, workarounds),
@@ -370,24 +367,7 @@ pub fn check(
     }
     if supplied.is_none() {
         // Without quoted values the replay itself must give the quote's digest.
-        let attest = trustpool_core::Attest::parse(&ev.attest).ok();
-        let ok = attest.and_then(|a| a.quote().copied()).is_some_and(|q| {
-            let Some(alg) =
-                HashAlg::from_name(quote.signature_scheme.split('-').nth(1).unwrap_or(""))
-            else {
-                return false;
-            };
-            let Some(mut h) = alg.hasher() else {
-                return false;
-            };
-            for (bank, pcr) in q.pcr_select.iter() {
-                match HashAlg::from_id(bank).and_then(|a| set.pcr(a, pcr)) {
-                    Some(v) => h.update(v.as_bytes()),
-                    None => return false,
-                }
-            }
-            h.finalize().as_bytes() == q.pcr_digest
-        });
+        let ok = verified.check_pcrs(&replay).is_ok();
         replay_matches_digest = Some(ok);
         all_match = ok;
     }

@@ -88,6 +88,25 @@ pub fn verify_quote<V: SignatureVerifier + ?Sized>(
     nonce: &[u8],
     plain_scheme: Option<trustpool_core::SigScheme>,
 ) -> Result<(QuoteReport, Option<PcrSet>), VerifyFailure> {
+    verify_quote_view(backend, ak_file, ev, nonce, plain_scheme).map(|(_, r, p)| (r, p))
+}
+
+/// As [`verify_quote`], also returning the verified quote itself (for further checks such as
+/// a log replay against its PCR digest).
+pub fn verify_quote_view<'e, V: SignatureVerifier + ?Sized>(
+    backend: &V,
+    ak_file: &AkFile,
+    ev: &'e QuoteEvidence,
+    nonce: &[u8],
+    plain_scheme: Option<trustpool_core::SigScheme>,
+) -> Result<
+    (
+        trustpool_core::VerifiedQuote<'e>,
+        QuoteReport,
+        Option<PcrSet>,
+    ),
+    VerifyFailure,
+> {
     let ak = ak_file.ak().map_err(VerifyFailure::Quote)?;
     let scheme = plain_scheme.or_else(|| ak.public.and_then(|p| p.scheme()));
     let sig = files::parse_signature(&ev.signature, scheme, "signature")?;
@@ -130,7 +149,7 @@ pub fn verify_quote<V: SignatureVerifier + ?Sized>(
         pcrs_checked: pcrs.is_some(),
         pcrs: pcr_list,
     };
-    Ok((report, pcrs))
+    Ok((q, report, pcrs))
 }
 
 /// Compact selection text: `sha256:0-7,10`.

@@ -126,3 +126,61 @@ fn eventlog_replay_matches_expected_json() {
         }
     }
 }
+
+#[test]
+fn eventlog_check_against_the_quote() {
+    let n = nonce();
+    let base = |log: &str, pcrs: bool| {
+        let mut v = vec![
+            "eventlog".to_string(),
+            "check".into(),
+            log.into(),
+            "--ak".into(),
+            format!("{E}/ak.pub"),
+            "--quote".into(),
+            format!("{E}/quote.attest"),
+            "--signature".into(),
+            format!("{E}/quote.sig"),
+            "--nonce".into(),
+            n.clone(),
+            "--json".into(),
+        ];
+        if pcrs {
+            v.extend(["--pcrs".into(), format!("{E}/quote.pcrs")]);
+        }
+        v
+    };
+    // With the quoted values: every PCR matches; without: the replay gives the quote's digest.
+    for pcrs in [true, false] {
+        let args = base(&format!("{E}/synthetic.bin"), pcrs);
+        let (code, out, err) = trustpool(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(code, 0, "{out}{err}");
+        let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(j["all_match"], true);
+        assert_eq!(
+            j["replay_matches_digest"],
+            if pcrs {
+                serde_json::Value::Null
+            } else {
+                true.into()
+            }
+        );
+    }
+    // A log with one digest changed: exit 1, and without quoted values the digest check says so.
+    let mut log = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../test-vectors/swtpm/eventlog/synthetic.bin"
+    ))
+    .unwrap();
+    let last = log.len() - 45; // last byte of the last event's SHA-256 digest
+    log[last] ^= 1;
+    let path =
+        std::env::temp_dir().join(format!("trustpool-cli-tampered-{}.bin", std::process::id()));
+    std::fs::write(&path, &log).unwrap();
+    let args = base(path.to_str().unwrap(), false);
+    let (code, out, _) = trustpool(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(code, 1, "{out}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["replay_matches_digest"], false);
+}
