@@ -61,6 +61,7 @@ pub mod cc {
     pub const GET_RANDOM: u32 = 0x0000_017B;
     pub const PCR_READ: u32 = 0x0000_017E;
     pub const PCR_EXTEND: u32 = 0x0000_0182;
+    pub const PCR_RESET: u32 = 0x0000_013D;
 }
 
 /// `TPM_RH` permanent handles (Part 2 §7.4).

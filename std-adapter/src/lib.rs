@@ -1,6 +1,7 @@
 //! trustpool: the std adapter around `trustpool-core` — file formats, a fast signature
 //! backend, and the command line.
 
+pub mod agent;
 pub mod backend;
 pub mod eventlog_cmd;
 pub mod evidence;

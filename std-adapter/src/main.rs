@@ -58,6 +58,85 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The host agent: enroll with a registrar, then answer verifiers over mutual TLS with
+    /// the Keylime agent API (2.1-2.6).
+    Agent(AgentArgs),
+}
+
+#[derive(Args)]
+struct AgentArgs {
+    /// Configuration file (TOML; see docs/agent.toml). Default /etc/trustpool/agent.toml
+    /// when it exists.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The TPM: device:/dev/tpmrm0, swtpm:HOST:PORT or mssim:HOST:PORT.
+    #[arg(long)]
+    tpm: Option<String>,
+    /// Address to listen on, e.g. 0.0.0.0:9002.
+    #[arg(long)]
+    listen: Option<String>,
+    /// The agent's UUID.
+    #[arg(long)]
+    uuid: Option<String>,
+    /// Registrar URL, e.g. http://127.0.0.1:8890 ("" to skip registration).
+    #[arg(long)]
+    registrar: Option<String>,
+    /// State directory (keys, certificate, UUID).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// CA of the verifiers' client certificates (PEM).
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
+    /// The IMA log served ("" for none).
+    #[arg(long)]
+    ima_log: Option<String>,
+    /// The firmware event log served ("" for none).
+    #[arg(long)]
+    eventlog: Option<String>,
+    /// Serve plain HTTP without client certificates (tests only).
+    #[arg(long)]
+    insecure_http: bool,
+}
+
+impl AgentArgs {
+    fn config(self) -> anyhow::Result<trustpool::agent::config::AgentConfig> {
+        use trustpool::agent::config::{AgentConfig, DEFAULT_CONFIG};
+        let mut c = match &self.config {
+            Some(p) => AgentConfig::load(p)?,
+            None if std::path::Path::new(DEFAULT_CONFIG).is_file() => {
+                AgentConfig::load(std::path::Path::new(DEFAULT_CONFIG))?
+            }
+            None => AgentConfig::default(),
+        };
+        if let Some(v) = self.tpm {
+            c.tpm = v;
+        }
+        if let Some(v) = self.listen {
+            c.listen = v;
+        }
+        if let Some(v) = self.uuid {
+            c.uuid = Some(v);
+        }
+        if let Some(v) = self.registrar {
+            c.registrar = v;
+        }
+        if let Some(v) = self.state_dir {
+            c.state_dir = v;
+        }
+        if let Some(v) = self.client_ca {
+            c.client_ca = Some(v);
+        }
+        if let Some(v) = self.ima_log {
+            c.ima_log = v;
+        }
+        if let Some(v) = self.eventlog {
+            c.eventlog = v;
+        }
+        if self.insecure_http {
+            c.insecure_http = true;
+        }
+        Ok(c)
+    }
 }
 
 #[derive(Args)]
@@ -842,6 +921,14 @@ fn main() -> ExitCode {
         Cmd::Policy(cmd) => policy_cmd(cmd),
         Cmd::Ima(cmd) => ima_cmd(cmd),
         Cmd::Tpm(cmd) => tpm_cmd(cmd),
+        Cmd::Agent(a) => (|| {
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .init();
+            trustpool::agent::run(a.config()?)?;
+            Ok(ExitCode::SUCCESS)
+        })(),
         Cmd::Attest {
             t,
             q,

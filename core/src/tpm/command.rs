@@ -178,6 +178,15 @@ pub fn pcr_extend(buf: &mut [u8], pcr: u32, digests: &[Digest]) -> Result<usize>
     })
 }
 
+/// TPM2_PCR_Reset (Part 3 §22.8): set PCR `pcr` to its reset value in every bank. Only PCRs
+/// resettable at the current locality qualify (PCR 16, the debug PCR, and PCR 23 at locality 0).
+pub fn pcr_reset(buf: &mut [u8], pcr: u32) -> Result<usize> {
+    emit(buf, st::SESSIONS, cc::PCR_RESET, |w| {
+        w.u32_be(pcr)?;
+        password_session(w)
+    })
+}
+
 /// TPM2_CreatePrimary (Part 3 §24.1) in hierarchy `primary_handle` (`TPM_RH_OWNER`,
 /// `TPM_RH_ENDORSEMENT`, …) from `template`, a marshaled `TPMT_PUBLIC` (e.g.
 /// [`super::AkTemplate::public`]), with an empty `userAuth`, no sensitive data, no

@@ -291,6 +291,12 @@ impl<T: Transport, B: AsMut<[u8]>> Tpm<T, B> {
         response::pcr_extend(rsp)
     }
 
+    /// TPM2_PCR_Reset (Part 3 §22.8).
+    pub fn pcr_reset(&mut self, pcr: u32) -> Result<(), Error> {
+        let rsp = self.run(|b| command::pcr_reset(b, pcr))?;
+        response::pcr_reset(rsp)
+    }
+
     /// TPM2_CreatePrimary (Part 3 §24.1) from a `TPMT_PUBLIC` template (e.g.
     /// [`super::AkTemplate::public`]). Flush the handle when done with it.
     pub fn create_primary(

@@ -166,6 +166,11 @@ pub fn pcr_extend(rsp: &[u8]) -> Result<()> {
     empty(rsp, 1, "TPM2_PCR_Extend response")
 }
 
+/// TPM2_PCR_Reset: no parameters.
+pub fn pcr_reset(rsp: &[u8]) -> Result<()> {
+    empty(rsp, 1, "TPM2_PCR_Reset response")
+}
+
 /// `TPML_TAGGED_TPM_PROPERTY`: (`TPM_PT`, value) pairs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaggedProperties<'a> {

@@ -510,6 +510,11 @@ impl TpmSession {
             .map_err(cmd_err("TPM2_PCR_Extend"))
     }
 
+    /// TPM2_PCR_Reset.
+    pub fn reset_pcr(&mut self, pcr: u32) -> Result<(), TpmError> {
+        self.tpm.pcr_reset(pcr).map_err(cmd_err("TPM2_PCR_Reset"))
+    }
+
     /// Create an attestation key as a primary key (TPM2_CreatePrimary).
     pub fn create_ak(
         &mut self,
