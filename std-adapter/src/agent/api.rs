@@ -438,6 +438,33 @@ pub fn ima_slice(log: &str, first: u64) -> (u64, &str) {
     (first, log.get(start..).unwrap_or(""))
 }
 
+/// The newest 2.x version in a `GET /version` answer's `results.supported_versions` (or
+/// `current_version`) that this agent speaks.
+pub fn pick_version(v: &Value) -> Option<ApiVersion> {
+    let results = v.get("results")?;
+    let mut offered: Vec<&str> = results
+        .get("supported_versions")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if let Some(c) = results.get("current_version").and_then(Value::as_str) {
+        offered.push(c);
+    }
+    offered.into_iter().filter_map(ApiVersion::parse).max()
+}
+
+/// The credential blob of a registration answer (`results.blob`, base64).
+pub fn blob_of(v: &Value) -> Result<Vec<u8>, String> {
+    let blob = v
+        .pointer("/results/blob")
+        .and_then(Value::as_str)
+        .ok_or_else(|| "the registrar's answer has no results.blob".to_string())?;
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(blob)
+        .map_err(|e| format!("results.blob is not base64: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -168,7 +168,7 @@ impl Registrar {
                 status(&v)
             );
         }
-        pick_version(&v).ok_or_else(|| {
+        api::pick_version(&v).ok_or_else(|| {
             anyhow!(
                 "registrar {}: no API version in common (it offers {}, this agent speaks {})",
                 self.authority,
@@ -181,21 +181,6 @@ impl Registrar {
     }
 }
 
-/// The newest 2.x version in a `GET /version` answer's `results.supported_versions` (or
-/// `current_version`) that this agent speaks.
-pub fn pick_version(v: &Value) -> Option<api::ApiVersion> {
-    let results = v.get("results")?;
-    let mut offered: Vec<&str> = results
-        .get("supported_versions")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    if let Some(c) = results.get("current_version").and_then(Value::as_str) {
-        offered.push(c);
-    }
-    offered.into_iter().filter_map(api::ApiVersion::parse).max()
-}
-
 fn status(v: &Value) -> String {
     v.get("status")
         .and_then(Value::as_str)
@@ -203,17 +188,6 @@ fn status(v: &Value) -> String {
         .chars()
         .take(300)
         .collect()
-}
-
-/// The credential blob of a registration answer (`results.blob`, base64).
-pub fn blob_of(v: &Value) -> Result<Vec<u8>> {
-    let blob = v
-        .pointer("/results/blob")
-        .and_then(Value::as_str)
-        .ok_or_else(|| anyhow!("the registrar's answer has no results.blob"))?;
-    base64::engine::general_purpose::STANDARD
-        .decode(blob)
-        .map_err(|e| anyhow!("results.blob is not base64: {e}"))
 }
 
 /// `auth_tag` of the activation: hex(HMAC-SHA384(key = base64(secret), message = uuid)).
@@ -238,7 +212,7 @@ pub async fn enroll(
             status(&v)
         );
     }
-    let blob = blob_of(&v)?;
+    let blob = api::blob_of(&v).map_err(|e| anyhow!(e))?;
     let secret = activate(&blob).context("activating the registrar's credential")?;
     let body = json!({"auth_tag": auth_tag(&secret, &reg.uuid)});
     let (code, v) = registrar.request("PUT", &path, Some(&body)).await?;
@@ -258,14 +232,14 @@ mod tests {
     #[test]
     fn version_choice() {
         let v = json!({"code":200,"status":"Success","results":{"current_version":"2.6","supported_versions":["1.0","2.0","2.1","2.2","2.3","2.4","2.5","2.6","3.0"]}});
-        assert_eq!(pick_version(&v), Some(api::ApiVersion { minor: 6 }));
+        assert_eq!(api::pick_version(&v), Some(api::ApiVersion { minor: 6 }));
         let v = json!({"results":{"supported_versions":["1.0","2.0","2.3"]}});
-        assert_eq!(pick_version(&v), Some(api::ApiVersion { minor: 3 }));
+        assert_eq!(api::pick_version(&v), Some(api::ApiVersion { minor: 3 }));
         assert_eq!(
             pick_version(&json!({"results":{"supported_versions":["3.0"]}})),
             None
         );
-        assert_eq!(pick_version(&json!("garbage")), None);
+        assert_eq!(api::pick_version(&json!("garbage")), None);
     }
 
     #[test]
