@@ -2,6 +2,7 @@
 //! backend, and the command line.
 
 pub mod backend;
+pub mod ekcert;
 pub mod eventlog_cmd;
 pub mod evidence;
 pub mod files;
