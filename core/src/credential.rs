@@ -15,9 +15,15 @@
 //! credentialBlob = TPM2B_ID_OBJECT(TPM2B_DIGEST(outerHMAC) ‖ encIdentity)
 //! ```
 //!
+//! For an ECC EK the seed is not chosen but agreed (Part 1 §24.4, Annex C.6.1 "ECC Secret
+//! Sharing for Credentials"): an ephemeral key pair (d_e, Q_e), `Z = x(d_e · Q_EK)`,
+//! `seed = KDFe(nameAlg, Z, "IDENTITY", x(Q_e), x(Q_EK), digest bits)` (§11.4.10.3), and the
+//! encrypted secret is the marshaled `TPMS_ECC_POINT` Q_e.
+//!
 //! The core takes no randomness of its own: the caller supplies the seed and the OAEP
-//! randomness. [`kdfa`], [`protect`] and [`open`] need no heap; [`make_credential_rsa`] (RSA
-//! EKs) needs the `rsa` feature. ECC EKs (ECDH + KDFe) are not supported yet.
+//! randomness (RSA), or the ephemeral private key (ECC). [`kdfa`], [`kdfe`], [`protect`],
+//! [`open`] and [`make_credential_ecc_p256`] need no heap; [`make_credential_rsa`] (RSA EKs)
+//! needs the `rsa` feature.
 #![cfg(feature = "credential")]
 
 use core::fmt;
@@ -26,10 +32,12 @@ use hmac::{KeyInit, Mac};
 
 use crate::alg::{id, HashAlg, MAX_DIGEST_SIZE};
 use crate::codec::{self, BufferTooSmall, Reader, Writer};
-use crate::public::Public;
+use crate::public::{ObjectAttributes, Public, PublicKey};
 
 /// The OAEP label of the seed, terminating NUL included (Part 1 §24.4).
 pub const IDENTITY_LABEL: &[u8] = b"IDENTITY\0";
+/// KDFe label (`Use`) of the ECC seed (the terminating NUL is added by [`kdfe`]).
+pub const IDENTITY_KDF_LABEL: &[u8] = b"IDENTITY";
 /// KDFa label of the symmetric key (the terminating NUL is added by [`kdfa`]).
 pub const STORAGE_LABEL: &[u8] = b"STORAGE";
 /// KDFa label of the HMAC key.
@@ -55,8 +63,11 @@ pub const MAX_BLOB_SIZE: usize = 8 + MAX_ID_OBJECT_SIZE + 2 + MAX_ENCRYPTED_SECR
 pub enum CredentialError {
     /// A hash algorithm this build does not compute (or not a hash at all).
     UnsupportedHash { alg: u16 },
-    /// The EK is not an RSA key, or its RSA key is unusable.
+    /// The EK is not an RSA key or an ECC NIST P-256 key, or its key is unusable (an ECC
+    /// point not on the curve, say).
     UnsupportedKey,
+    /// The caller-supplied ephemeral ECC private key is zero or not below the curve order.
+    BadEphemeralKey,
     /// The EK is not a storage key (restricted and decrypt), as TPM2_MakeCredential requires.
     NotStorageKey,
     /// The EK's symmetric algorithm is not AES-128/192/256.
@@ -102,7 +113,12 @@ impl fmt::Display for CredentialError {
             CredentialError::UnsupportedHash { alg } => {
                 write!(f, "hash algorithm {alg:#06x} is not supported")
             }
-            CredentialError::UnsupportedKey => f.write_str("the EK is not a usable RSA key"),
+            CredentialError::UnsupportedKey => {
+                f.write_str("the EK is not a usable RSA key or ECC NIST P-256 point")
+            }
+            CredentialError::BadEphemeralKey => f.write_str(
+                "the ephemeral ECC private key is not a scalar in [1, n-1] of the EK's curve",
+            ),
             CredentialError::NotStorageKey => {
                 f.write_str("the EK is not a restricted decryption (storage) key")
             }
@@ -120,7 +136,7 @@ impl fmt::Display for CredentialError {
                 expected,
             } => write!(f, "{what} is {size} bytes, {expected} expected"),
             CredentialError::KdfLength { bytes } => {
-                write!(f, "KDFa output of {bytes} bytes is not supported")
+                write!(f, "KDF output of {bytes} bytes is not supported")
             }
             CredentialError::Encryption => f.write_str("RSA-OAEP encryption of the seed failed"),
             CredentialError::Integrity => f.write_str("credential integrity check failed"),
@@ -204,6 +220,49 @@ pub fn kdfa(
         chunk.iter_mut().zip(src).for_each(|(o, i)| *o = *i);
     }
     block.iter_mut().for_each(|b| *b = 0);
+    Ok(())
+}
+
+/// KDFe (Part 1 §11.4.10.3): the SP 800-56A concatenation KDF with hash `alg`, filling `out`.
+///
+/// For i = 1, 2, …: `H([i]₃₂ ‖ z ‖ label ‖ 0x00 ‖ party_u ‖ party_v)`, concatenated and cut
+/// to `out.len()` bytes. `z` is the shared secret (the x-coordinate of the ECDH point, at the
+/// curve's size); `label` is given without its terminating NUL (`b"IDENTITY"`), the NUL is
+/// always added; unlike KDFa, no output length is hashed. Output lengths are whole bytes.
+pub fn kdfe(
+    alg: HashAlg,
+    z: &[u8],
+    label: &[u8],
+    party_u: &[u8],
+    party_v: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    let bytes = out.len();
+    if bytes == 0
+        || bytes
+            .checked_mul(8)
+            .and_then(|b| u32::try_from(b).ok())
+            .is_none()
+    {
+        return Err(CredentialError::KdfLength { bytes });
+    }
+    let mut counter: u32 = 0;
+    for chunk in out.chunks_mut(alg.size()) {
+        counter = counter
+            .checked_add(1)
+            .ok_or(CredentialError::KdfLength { bytes })?;
+        let mut h = alg
+            .hasher()
+            .ok_or(CredentialError::UnsupportedHash { alg: alg.id() })?;
+        for part in [&counter.to_be_bytes()[..], z, label, &[0], party_u, party_v] {
+            h.update(part);
+        }
+        let block = h.finalize();
+        chunk
+            .iter_mut()
+            .zip(block.as_bytes())
+            .for_each(|(o, i)| *o = *i);
+    }
     Ok(())
 }
 
@@ -291,6 +350,24 @@ fn aes_cfb(key: &[u8], buf: &mut [u8], encrypt: bool) -> Result<()> {
         alg: id::AES,
         key_bits: u16::try_from(key.len().saturating_mul(8)).unwrap_or(u16::MAX),
     })
+}
+
+/// The EK's nameAlg, if this build computes it.
+fn hash_alg(alg: u16) -> Result<HashAlg> {
+    HashAlg::from_id(alg)
+        .filter(|h| h.is_supported())
+        .ok_or(CredentialError::UnsupportedHash { alg })
+}
+
+/// TPM2_MakeCredential's protector must be a storage key: restricted and decrypt.
+fn check_storage_key(ek: &Public<'_>) -> Result<()> {
+    if ek.attributes.has(ObjectAttributes::RESTRICTED)
+        && ek.attributes.has(ObjectAttributes::DECRYPT)
+    {
+        Ok(())
+    } else {
+        Err(CredentialError::NotStorageKey)
+    }
 }
 
 /// Check that `name` is a hash algorithm id followed by a digest of that algorithm.
@@ -592,13 +669,7 @@ mod rsa_ek {
     use rsa::rand_core::{TryCryptoRng, TryRng};
 
     use super::*;
-    use crate::public::{strip_zeros, ObjectAttributes, PublicKey};
-
-    fn hash_alg(alg: u16) -> Result<HashAlg> {
-        HashAlg::from_id(alg)
-            .filter(|h| h.is_supported())
-            .ok_or(CredentialError::UnsupportedHash { alg })
-    }
+    use crate::public::strip_zeros;
 
     /// The output of [`make_credential_rsa`]: what TPM2_MakeCredential returns.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -742,11 +813,7 @@ mod rsa_ek {
             Some(PublicKey::Rsa { modulus, exponent }) => (modulus, exponent),
             _ => return Err(CredentialError::UnsupportedKey),
         };
-        if !(ek.attributes.has(ObjectAttributes::RESTRICTED)
-            && ek.attributes.has(ObjectAttributes::DECRYPT))
-        {
-            return Err(CredentialError::NotStorageKey);
-        }
+        check_storage_key(ek)?;
         let sym = SymDef::of(ek)?;
         for (what, bytes) in [("seed", seed), ("OAEP randomness", oaep_random)] {
             if bytes.len() != name_alg.size() {
@@ -764,4 +831,131 @@ mod rsa_ek {
             encrypted_secret,
         })
     }
+}
+
+/// Size of the ECC P-256 encrypted secret: the marshaled `TPMS_ECC_POINT` (two `TPM2B`s of
+/// 32 bytes).
+pub const ECC_P256_SECRET_SIZE: usize = 2 + 32 + 2 + 32;
+
+/// The output of [`make_credential_ecc_p256`]: what TPM2_MakeCredential returns, inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MadeCredentialEcc {
+    /// `credentialBlob`: the `TPM2B_ID_OBJECT`, size field included.
+    pub id_object: IdObject,
+    secret: [u8; ECC_P256_SECRET_SIZE],
+}
+
+impl MadeCredentialEcc {
+    /// `secret`: the ephemeral public point Q_e as a marshaled `TPMS_ECC_POINT` (u16 32 ‖ x ‖
+    /// u16 32 ‖ y), without the `TPM2B_ENCRYPTED_SECRET` size field.
+    pub fn encrypted_secret(&self) -> &[u8] {
+        &self.secret
+    }
+
+    /// Write the tpm2-tools / Keylime credential blob file (`tpm2_activatecredential -i`)
+    /// into `out`; returns its length.
+    pub fn write_blob(&self, out: &mut [u8]) -> core::result::Result<usize, BufferTooSmall> {
+        write_blob(self.id_object.as_bytes(), &self.secret, out)
+    }
+
+    /// The tpm2-tools / Keylime credential blob file.
+    #[cfg(feature = "alloc")]
+    pub fn to_blob(&self) -> alloc::vec::Vec<u8> {
+        let mut buf = [0u8; MAX_BLOB_SIZE];
+        let n = self.write_blob(&mut buf).unwrap_or(0);
+        buf.get(..n).unwrap_or(&[]).to_vec()
+    }
+}
+
+/// Left-pad a big-endian coordinate of at most 32 bytes to 32 bytes.
+fn p256_coordinate(c: &[u8]) -> Result<[u8; 32]> {
+    let c = c.get(c.len().saturating_sub(32)..).unwrap_or(c);
+    let pad = 32usize
+        .checked_sub(c.len())
+        .ok_or(CredentialError::UnsupportedKey)?;
+    let mut out = [0u8; 32];
+    out.get_mut(pad..)
+        .ok_or(CredentialError::UnsupportedKey)?
+        .copy_from_slice(c);
+    Ok(out)
+}
+
+/// TPM2_MakeCredential (Part 3 §12.6) for an ECC NIST P-256 EK, in software, with the ECC
+/// secret sharing of Part 1 Annex C.6.1 (the one-pass Diffie-Hellman `C(1, 1, ECC CDH)` of
+/// SP 800-56A):
+///
+/// ```text
+/// Q_e  = d_e · G
+/// Z    = x(d_e · Q_EK)                       (32 bytes)
+/// seed = KDFe(nameAlg, Z, "IDENTITY", x(Q_e), x(Q_EK), 8 · digest size)
+/// encryptedSecret = TPMS_ECC_POINT(Q_e)
+/// ```
+///
+/// then the credential is protected with the seed as for any EK ([`protect`], Part 1 §24.4,
+/// §24.5). `ek` is the EK's public area (restricted decryption ECC P-256 key with an AES
+/// symmetric definition, e.g. the TCG default "Template L-2": SHA-256, AES-128-CFB); `ak_name`
+/// the AK's Name; `credential` at most a nameAlg digest long. The caller supplies fresh
+/// randomness: `ephemeral_key`, the 32-byte big-endian private scalar d_e, in [1, n-1]
+/// (use it once, and forget it). x(Q_EK) is the EK's `unique.ecc.x` as the TPM stores it.
+pub fn make_credential_ecc_p256(
+    ek: &Public<'_>,
+    ak_name: &[u8],
+    credential: &[u8],
+    ephemeral_key: &[u8],
+) -> Result<MadeCredentialEcc> {
+    use p256::elliptic_curve::point::AffineCoordinates;
+
+    let name_alg = hash_alg(ek.name_alg)?;
+    let (ek_x, ek_y) = match ek.key() {
+        Some(PublicKey::Ecc {
+            curve: crate::alg::EccCurve::NistP256,
+            x,
+            y,
+        }) => (x, y),
+        _ => return Err(CredentialError::UnsupportedKey),
+    };
+    check_storage_key(ek)?;
+    let sym = SymDef::of(ek)?;
+    if ephemeral_key.len() != 32 {
+        return Err(CredentialError::RandomnessSize {
+            what: "ephemeral ECC private key",
+            size: ephemeral_key.len(),
+            expected: 32,
+        });
+    }
+    // Q_EK, checked to be a point on the curve (and not the identity).
+    let mut sec1 = [0u8; 65];
+    {
+        let mut w = Writer::new(&mut sec1);
+        w.bytes(&[4])?;
+        w.bytes(&p256_coordinate(ek_x)?)?;
+        w.bytes(&p256_coordinate(ek_y)?)?;
+    }
+    let q_ek =
+        p256::PublicKey::from_sec1_bytes(&sec1).map_err(|_| CredentialError::UnsupportedKey)?;
+    let d_e =
+        p256::SecretKey::from_slice(ephemeral_key).map_err(|_| CredentialError::BadEphemeralKey)?;
+    let q_e = d_e.public_key();
+    // Scalar multiplication on the curve group: no integer arithmetic that could overflow.
+    #[allow(clippy::arithmetic_side_effects)]
+    let shared = (q_ek.to_projective() * *d_e.to_nonzero_scalar()).to_affine();
+    let mut z: [u8; 32] = shared.x().into();
+    let q_e_x = q_e.as_affine().x();
+    let q_e_y = q_e.as_affine().y();
+
+    let mut seed = [0u8; MAX_DIGEST_SIZE];
+    let seed_part = seed
+        .get_mut(..name_alg.size())
+        .ok_or(CredentialError::UnsupportedHash { alg: name_alg.id() })?;
+    let derived = kdfe(name_alg, &z, IDENTITY_KDF_LABEL, &q_e_x, ek_x, seed_part);
+    z.iter_mut().for_each(|b| *b = 0);
+    let id_object = derived.and_then(|()| protect(name_alg, sym, seed_part, ak_name, credential));
+    seed.iter_mut().for_each(|b| *b = 0);
+    let id_object = id_object?;
+
+    let mut secret = [0u8; ECC_P256_SECRET_SIZE];
+    let mut w = Writer::new(&mut secret);
+    w.tpm2b(&q_e_x)?;
+    w.tpm2b(&q_e_y)?;
+    Ok(MadeCredentialEcc { id_object, secret })
 }

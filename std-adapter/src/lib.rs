@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod backend;
+pub mod ekcert;
 pub mod eventlog_cmd;
 pub mod evidence;
 pub mod files;
