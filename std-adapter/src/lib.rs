@@ -11,6 +11,7 @@ pub mod ima_policy;
 pub mod oat;
 pub mod policy;
 pub mod quote_cmd;
+pub mod server;
 pub mod testing;
 pub mod tpm;
 pub mod verify_cmd;

@@ -37,7 +37,7 @@ pub fn is_poll_hosts_path(path: &str) -> bool {
 }
 
 /// A host's trust level as the clients expect it (lower case, compared exactly by Nova).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrustLevel {
     Trusted,
