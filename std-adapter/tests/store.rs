@@ -7,8 +7,11 @@
 //! that fails them. As root (initdb refuses root) the cluster runs as the `postgres` user via
 //! `runuser`.
 //!
-//! `cargo test -p trustpool --test store -- --ignored --nocapture measure` times
-//! `latest_verdicts` for 1,000 of 10,000 hosts on both backends.
+//! `cargo test --release -p trustpool --test store -- --ignored --nocapture --test-threads=1
+//! measure` times `latest_verdicts` for 1,000 of 10,000 hosts on both backends. On a shared
+//! 2-core VM (release, 50 runs): SQLite p50 2.6 ms, p99 4.2 ms; PostgreSQL 15 over loopback
+//! p50 10.5 ms, p99 25 ms (about 6 ms of it server execution: hash joins over the three
+//! tables). Filling (20,000 committed transactions) took 13 s on each.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
