@@ -61,6 +61,133 @@ enum Cmd {
     /// The host agent: enroll with a registrar, then answer verifiers over mutual TLS with
     /// the Keylime agent API (2.1-2.6).
     Agent(AgentArgs),
+    /// The attestation server: registrar, poller, PollHosts (Nova, oVirt), management API.
+    Server {
+        /// Configuration file (TOML; see docs/server.toml). Default /etc/trustpool/server.toml
+        /// when it exists.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Hosts of a trustpool server (management API).
+    #[command(subcommand)]
+    Hosts(HostsCmd),
+    /// Host groups of a trustpool server.
+    #[command(subcommand)]
+    Groups(GroupsCmd),
+    /// A host's latest verdict (with --history N, its last N).
+    Results {
+        host: String,
+        #[arg(long, default_value_t = 1)]
+        history: usize,
+        #[command(flatten)]
+        m: MgmtArgs,
+    },
+}
+
+#[derive(Args, Clone)]
+struct MgmtArgs {
+    /// The server's address (host:port of its HTTPS listener).
+    #[arg(long, env = "TRUSTPOOL_SERVER", default_value = "127.0.0.1:8443")]
+    server: String,
+    /// The server's certificate (pinned), default STATE_DIR/server-cert.pem.
+    #[arg(long, env = "TRUSTPOOL_SERVER_CERT")]
+    server_cert: Option<PathBuf>,
+    /// The management token, default read from STATE_DIR/api-token.
+    #[arg(long, env = "TRUSTPOOL_TOKEN")]
+    token: Option<String>,
+    /// The server's state directory (where it keeps its certificate and token).
+    #[arg(long, default_value = "/var/lib/trustpool/server")]
+    state_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum HostsCmd {
+    /// Add a host: the name the scheduler uses, its agent's address and UUID.
+    Add {
+        name: String,
+        #[arg(long)]
+        uuid: String,
+        #[arg(long, default_value = "127.0.0.1")]
+        ip: String,
+        #[arg(long, default_value_t = 9002)]
+        port: u16,
+        #[arg(long, default_value = "default")]
+        group: String,
+        #[command(flatten)]
+        m: MgmtArgs,
+    },
+    List {
+        #[command(flatten)]
+        m: MgmtArgs,
+    },
+    Show {
+        name: String,
+        #[command(flatten)]
+        m: MgmtArgs,
+    },
+    Remove {
+        name: String,
+        #[command(flatten)]
+        m: MgmtArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupsCmd {
+    /// Set a group's whitelist (TOML policy file); a new version is kept.
+    SetPolicy {
+        group: String,
+        file: PathBuf,
+        #[command(flatten)]
+        m: MgmtArgs,
+    },
+}
+
+fn mgmt(
+    m: &MgmtArgs,
+    method: &str,
+    path: &str,
+    body: Option<bytes::Bytes>,
+) -> anyhow::Result<ExitCode> {
+    let cert_path = m
+        .server_cert
+        .clone()
+        .unwrap_or_else(|| m.state_dir.join("server-cert.pem"));
+    let cert = std::fs::read_to_string(&cert_path).map_err(|e| {
+        anyhow::anyhow!(
+            "reading the server certificate {}: {e}",
+            cert_path.display()
+        )
+    })?;
+    let token = match &m.token {
+        Some(t) => t.clone(),
+        None => std::fs::read_to_string(m.state_dir.join("api-token"))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "no --token and {}: {e}",
+                    m.state_dir.join("api-token").display()
+                )
+            })?
+            .trim()
+            .to_string(),
+    };
+    let client = trustpool::agent::client::AgentClient::management(
+        &m.server,
+        &cert,
+        &token,
+        std::time::Duration::from_secs(30),
+    )?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (code, v) = rt.block_on(client.request_raw(method, path, body.unwrap_or_default()))?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(if (200..300).contains(&code) {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("trustpool: server answered {code}");
+        ExitCode::from(1)
+    })
 }
 
 #[derive(Args)]
@@ -912,6 +1039,19 @@ fn verify(a: &VerifyArgs) -> ExitCode {
     }
 }
 
+/// A name as one URL path segment (letters, digits, `-._~` kept; the rest percent-encoded).
+fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
@@ -921,6 +1061,65 @@ fn main() -> ExitCode {
         Cmd::Policy(cmd) => policy_cmd(cmd),
         Cmd::Ima(cmd) => ima_cmd(cmd),
         Cmd::Tpm(cmd) => tpm_cmd(cmd),
+        Cmd::Server { config } => (|| {
+            use trustpool::server::config::{ServerConfig, DEFAULT_CONFIG};
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .init();
+            let cfg = match config {
+                Some(p) => ServerConfig::load(&p)?,
+                None if std::path::Path::new(DEFAULT_CONFIG).is_file() => {
+                    ServerConfig::load(std::path::Path::new(DEFAULT_CONFIG))?
+                }
+                None => ServerConfig::default(),
+            };
+            trustpool::server::run::run(cfg)?;
+            Ok(ExitCode::SUCCESS)
+        })(),
+        Cmd::Hosts(HostsCmd::Add {
+            name,
+            uuid,
+            ip,
+            port,
+            group,
+            m,
+        }) => {
+            let body = serde_json::json!({"name": name, "uuid": uuid, "ip": ip, "port": port, "group": group});
+            mgmt(&m, "POST", "/v1/hosts", Some(body.to_string().into()))
+        }
+        Cmd::Hosts(HostsCmd::List { m }) => mgmt(&m, "GET", "/v1/hosts", None),
+        Cmd::Hosts(HostsCmd::Show { name, m }) => mgmt(
+            &m,
+            "GET",
+            &format!("/v1/hosts/{}", path_segment(&name)),
+            None,
+        ),
+        Cmd::Hosts(HostsCmd::Remove { name, m }) => mgmt(
+            &m,
+            "DELETE",
+            &format!("/v1/hosts/{}", path_segment(&name)),
+            None,
+        ),
+        Cmd::Groups(GroupsCmd::SetPolicy { group, file, m }) => (|| {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+            mgmt(
+                &m,
+                "PUT",
+                &format!("/v1/groups/{}/policy", path_segment(&group)),
+                Some(text.into()),
+            )
+        })(),
+        Cmd::Results { host, history, m } => mgmt(
+            &m,
+            "GET",
+            &format!(
+                "/v1/hosts/{}/results?history={history}",
+                path_segment(&host)
+            ),
+            None,
+        ),
         Cmd::Agent(a) => (|| {
             tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)

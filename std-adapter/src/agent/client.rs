@@ -85,6 +85,8 @@ pub struct AgentClient {
     tls: Option<tokio_rustls::TlsConnector>,
     addr: String,
     timeout: Duration,
+    bearer: Option<String>,
+    headers: Vec<(String, String)>,
 }
 
 impl AgentClient {
@@ -119,7 +121,65 @@ impl AgentClient {
             tls: Some(tokio_rustls::TlsConnector::from(Arc::new(config))),
             addr: addr.to_string(),
             timeout,
+            bearer: None,
+            headers: Vec::new(),
         })
+    }
+
+    /// A client of a trustpool server's management API: its certificate pinned, no client
+    /// certificate, a bearer token.
+    pub fn management(
+        addr: &str,
+        server_cert_pem: &str,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<AgentClient> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let der = CertificateDer::from_pem_slice(server_cert_pem.as_bytes())
+            .map_err(|e| anyhow!("server certificate: {e}"))?
+            .as_ref()
+            .to_vec();
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| anyhow!("TLS versions: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned { der, provider }))
+            .with_no_client_auth();
+        Ok(AgentClient {
+            tls: Some(tokio_rustls::TlsConnector::from(Arc::new(config))),
+            addr: addr.to_string(),
+            timeout,
+            bearer: Some(token.to_string()),
+            headers: Vec::new(),
+        })
+    }
+
+    /// Send this header with every request (none when `value` is `None`).
+    pub fn with_header(mut self, name: &str, value: Option<String>) -> AgentClient {
+        if let Some(v) = value {
+            self.headers.push((name.to_string(), v));
+        }
+        self
+    }
+
+    /// The same request with a raw body (e.g. a TOML policy).
+    pub async fn request_raw(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Bytes,
+    ) -> Result<(u16, Value)> {
+        tokio::time::timeout(
+            self.timeout,
+            self.request_bytes(method, path_and_query, body, None),
+        )
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "{}: {method} {path_and_query}: no answer in time",
+                self.addr
+            )
+        })?
     }
 
     /// Plain HTTP (agents started with `insecure_http`, tests only).
@@ -128,6 +188,8 @@ impl AgentClient {
             tls: None,
             addr: addr.to_string(),
             timeout,
+            bearer: None,
+            headers: Vec::new(),
         }
     }
 
@@ -162,20 +224,38 @@ impl AgentClient {
         path_and_query: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value)> {
+        let data = body.map(|b| b.to_string()).unwrap_or_default();
+        let ctype = body.map(|_| "application/json");
+        self.request_bytes(method, path_and_query, Bytes::from(data), ctype)
+            .await
+    }
+
+    async fn request_bytes(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        data: Bytes,
+        ctype: Option<&str>,
+    ) -> Result<(u16, Value)> {
         let tcp = tokio::net::TcpStream::connect(&self.addr)
             .await
             .with_context(|| format!("connecting to agent {}", self.addr))?;
         let _ = tcp.set_nodelay(true);
-        let data = body.map(|b| b.to_string()).unwrap_or_default();
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(path_and_query)
             .header(hyper::header::HOST, &self.addr);
-        if body.is_some() {
-            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some(t) = ctype {
+            req = req.header(hyper::header::CONTENT_TYPE, t);
+        }
+        for (k, v) in &self.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        if let Some(t) = &self.bearer {
+            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
         }
         let req = req
-            .body(Full::new(Bytes::from(data)))
+            .body(Full::new(data))
             .map_err(|e| anyhow!("building request: {e}"))?;
         let resp = match &self.tls {
             Some(connector) => {

@@ -31,6 +31,13 @@ pub fn make_keys(
     ak: AkTemplate,
     ek: EkTemplate,
 ) -> Result<TpmKeys, TpmError> {
+    // A socket TPM has no resource manager: what a previous run left loaded stays there.
+    if !matches!(session.uri(), crate::tpm::TpmUri::Device(_)) {
+        let n = session.flush_transient()?;
+        if n > 0 {
+            tracing::info!("flushed {n} transient objects a previous run left in the TPM");
+        }
+    }
     let ek_key = session.create_ek(ek)?;
     let ak_key = session.create_ak(ak, Hierarchy::Endorsement)?;
     let wanted = match ek {

@@ -236,7 +236,7 @@ mod tests {
         let v = json!({"results":{"supported_versions":["1.0","2.0","2.3"]}});
         assert_eq!(api::pick_version(&v), Some(api::ApiVersion { minor: 3 }));
         assert_eq!(
-            pick_version(&json!({"results":{"supported_versions":["3.0"]}})),
+            api::pick_version(&json!({"results":{"supported_versions":["3.0"]}})),
             None
         );
         assert_eq!(api::pick_version(&json!("garbage")), None);

@@ -510,6 +510,33 @@ impl TpmSession {
             .map_err(cmd_err("TPM2_PCR_Extend"))
     }
 
+    /// Flush every transient object (TPM_CAP_HANDLES from 0x80000000). For a TPM without a
+    /// resource manager (swtpm, the simulator) that this process owns: objects a previous run
+    /// left loaded would otherwise fill the TPM's few object slots. Returns how many.
+    pub fn flush_transient(&mut self) -> Result<usize, TpmError> {
+        use core_tpm::response::CapabilityData;
+        let handles: Vec<u32> = {
+            let r = self
+                .tpm
+                .get_capability(core_tpm::cap::HANDLES, 0x8000_0000, 64)
+                .map_err(cmd_err("TPM2_GetCapability(HANDLES)"))?;
+            match r.data {
+                CapabilityData::Other { data, .. } => data
+                    .get(4..)
+                    .unwrap_or(&[])
+                    .chunks_exact(4)
+                    .filter_map(|h| <[u8; 4]>::try_from(h).ok().map(u32::from_be_bytes))
+                    .filter(|h| h >> 24 == 0x80)
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        for h in &handles {
+            self.flush(*h)?;
+        }
+        Ok(handles.len())
+    }
+
     /// TPM2_PCR_Reset.
     pub fn reset_pcr(&mut self, pcr: u32) -> Result<(), TpmError> {
         self.tpm.pcr_reset(pcr).map_err(cmd_err("TPM2_PCR_Reset"))

@@ -1,0 +1,303 @@
+//! One poll's appraisal, without I/O: an agent's answer to `GET /quotes/integrity` (Keylime
+//! agent API), checked against the host's enrolled AK, the nonce sent, the transport-key
+//! binding in PCR 16, the TPM's counters from the previous poll, and the group's whitelist.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use trustpool_core::attest::Attest;
+use trustpool_core::{HashAlg, PcrValues};
+
+use crate::files::{self, AkFile, KeylimeQuote};
+use crate::oat::TrustLevel;
+use crate::verify_cmd::{self, FindingReport, VerifyInput};
+
+/// The data PCR Keylime binds the transport key to.
+pub const DATA_PCR: u8 = 16;
+/// IMA's PCR.
+pub const IMA_PCR: u8 = 10;
+
+pub use super::store::Counters;
+
+/// A finding as stored and shown: a rule, where (PCR, event), and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub rule: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcr: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    pub message: String,
+}
+
+impl Finding {
+    pub fn new(rule: &str, pcr: Option<u8>, message: impl Into<String>) -> Finding {
+        Finding {
+            rule: rule.to_string(),
+            pcr,
+            event_index: None,
+            event: None,
+            message: message.into(),
+        }
+    }
+
+    fn from_report(f: &FindingReport) -> Finding {
+        Finding {
+            rule: f.rule.to_string(),
+            pcr: f.pcr,
+            event_index: f.event_index,
+            event: f.event.clone(),
+            message: f.message.clone(),
+        }
+    }
+}
+
+/// What one poll concluded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub level: TrustLevel,
+    pub findings: Vec<Finding>,
+    /// `sha256:…` of the whitelist appraised against.
+    pub whitelist: String,
+    /// The counters to keep (unchanged from `previous` when the quote was not accepted).
+    pub counters: Option<Counters>,
+    /// The host's boot time the agent reported (seconds since the epoch).
+    pub boottime: i64,
+    /// The TPM was reset (a reboot) since the previous poll.
+    pub rebooted: bool,
+    /// IMA entries seen in total (the next `ima_ml_entry`).
+    pub ima_entries: u64,
+}
+
+impl Outcome {
+    fn untrusted(finding: Finding, previous: Option<Counters>) -> Outcome {
+        Outcome {
+            level: TrustLevel::Untrusted,
+            findings: vec![finding],
+            whitelist: String::new(),
+            counters: previous,
+            boottime: 0,
+            rebooted: false,
+            ima_entries: 0,
+        }
+    }
+}
+
+/// Appraise an agent's answer. `nonce` is what was sent (its ASCII bytes are the quote's
+/// extraData); `aik_tpm` the enrolled AK (TPM2B_PUBLIC); `policy` the compiled whitelist.
+pub fn check_answer(
+    answer: &Value,
+    nonce: &str,
+    aik_tpm: &[u8],
+    policy: &[u8],
+    previous: Option<Counters>,
+    previous_boottime: Option<i64>,
+) -> Outcome {
+    let bad = |rule: &str, msg: String| Outcome::untrusted(Finding::new(rule, None, msg), previous);
+    let Some(results) = answer.get("results") else {
+        return bad("agent-answer", "the agent's answer has no results".into());
+    };
+    let Some(quote) = results.get("quote").and_then(Value::as_str) else {
+        return bad("agent-answer", "the agent's answer has no quote".into());
+    };
+    let q = match KeylimeQuote::parse(quote) {
+        Ok(q) => q,
+        Err(e) => return bad("agent-answer", format!("quote: {e}")),
+    };
+    let Some(pubkey) = results.get("pubkey").and_then(Value::as_str) else {
+        return bad(
+            "agent-answer",
+            "the agent's answer has no pubkey (asked with partial=0)".into(),
+        );
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let event_log = match results.get("mb_measurement_list") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match b64.decode(s) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                return bad(
+                    "agent-answer",
+                    format!("mb_measurement_list is not base64: {e}"),
+                )
+            }
+        },
+        Some(_) => return bad("agent-answer", "mb_measurement_list is not a string".into()),
+    };
+    let ima = results
+        .get("ima_measurement_list")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let boottime = results.get("boottime").and_then(Value::as_i64).unwrap_or(0);
+    let ak = match AkFile::from_bytes(aik_tpm.to_vec(), "enrolled AK") {
+        Ok(a) => a,
+        Err(e) => return bad("enrollment", format!("enrolled AK: {e}")),
+    };
+    let inp = VerifyInput {
+        ak,
+        attest: q.attest.clone(),
+        signature: q.signature.clone(),
+        pcrs: Some(q.pcrs.clone()),
+        nonce: nonce.as_bytes().to_vec(),
+        event_log,
+        policy: policy.to_vec(),
+        workarounds: Default::default(),
+        plain_scheme: None,
+    };
+    let runtime = (1u32 << DATA_PCR) | if ima.is_some() { 1 << IMA_PCR } else { 0 };
+    let mut report = match verify_cmd::verify_with_runtime(&crate::Ring, &inp, runtime) {
+        Ok(r) => r,
+        Err(e) => return bad("quote", format!("{e}")),
+    };
+    if let Some(log) = ima {
+        if let Err(e) = verify_cmd::add_ima(&mut report, &inp, log.as_bytes(), HashAlg::Sha1) {
+            report.trusted = false;
+            report.findings.push(FindingReport {
+                rule: "ima",
+                severity: trustpool_core::appraise::Severity::Fail,
+                pcr: Some(IMA_PCR),
+                event_index: None,
+                event_type: None,
+                event: None,
+                seen: None,
+                expected: None,
+                message: format!("{e}"),
+            });
+        }
+    }
+    let mut findings: Vec<Finding> = report.findings.iter().map(Finding::from_report).collect();
+    let mut trusted = report.trusted;
+
+    // The quote verified: its PCR values hash to its digest. Now the binding and counters.
+    let pcrs = files::parse_pcrs(&q.pcrs, "PCR values").ok();
+    let bank = Attest::parse(&q.attest)
+        .ok()
+        .and_then(|a| match a.attested {
+            trustpool_core::attest::Attested::Quote(info) => {
+                info.pcr_select.iter().next().map(|(b, _)| b)
+            }
+            _ => None,
+        })
+        .and_then(HashAlg::from_id)
+        .unwrap_or(HashAlg::Sha256);
+    let expected16 = bank.hash(pubkey.as_bytes()).and_then(|inner| {
+        let mut buf = vec![0u8; bank.size()];
+        buf.extend_from_slice(inner.as_bytes());
+        bank.hash(&buf)
+    });
+    let seen16 = pcrs.as_ref().and_then(|p| p.pcr(bank, DATA_PCR));
+    match (seen16, expected16) {
+        (Some(s), Some(e)) if s.as_bytes() == e.as_bytes() => {}
+        (None, _) => {
+            trusted = false;
+            findings.push(Finding::new(
+                "transport-key-binding",
+                Some(DATA_PCR),
+                "PCR 16 is not in the quote: the transport key is not bound to it",
+            ));
+        }
+        _ => {
+            trusted = false;
+            findings.push(Finding::new(
+                "transport-key-binding",
+                Some(DATA_PCR),
+                "PCR 16 is not H(0…0 ‖ H(pubkey)): the transport key the agent sent is not the one bound in its TPM",
+            ));
+        }
+    }
+
+    let clock = Attest::parse(&q.attest).ok().map(|a| a.clock_info);
+    let mut rebooted = false;
+    let mut counters = previous;
+    if let Some(c) = clock {
+        let now = Counters {
+            clock: c.clock,
+            reset_count: c.reset_count,
+            restart_count: c.restart_count,
+        };
+        let mut ok = true;
+        if !c.safe {
+            ok = false;
+            findings.push(Finding::new(
+                "clock-unsafe",
+                None,
+                "the TPM's clock is not safe (it may have been rolled back)",
+            ));
+        }
+        if let Some(p) = previous {
+            if now.reset_count < p.reset_count
+                || (now.reset_count == p.reset_count && now.restart_count < p.restart_count)
+            {
+                ok = false;
+                findings.push(Finding::new(
+                    "counters-decreased",
+                    None,
+                    format!(
+                        "resetCount/restartCount went back from {}/{} to {}/{}: a replayed or foreign quote",
+                        p.reset_count, p.restart_count, now.reset_count, now.restart_count
+                    ),
+                ));
+            } else if now.clock <= p.clock {
+                ok = false;
+                findings.push(Finding::new(
+                    "clock-not-increasing",
+                    None,
+                    format!(
+                        "the TPM clock did not increase ({} ms, previously {} ms): a replayed quote",
+                        now.clock, p.clock
+                    ),
+                ));
+            }
+            rebooted = now.reset_count > p.reset_count
+                || previous_boottime.is_some_and(|b| b != 0 && b != boottime);
+        }
+        if ok {
+            counters = Some(now);
+        } else {
+            trusted = false;
+        }
+    }
+    let ima_entries = ima.map_or(0, |l| l.lines().count() as u64).saturating_add(
+        results
+            .get("ima_measurement_list_entry")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+    );
+    Outcome {
+        level: if trusted {
+            TrustLevel::Trusted
+        } else {
+            TrustLevel::Untrusted
+        },
+        findings,
+        whitelist: report.whitelist,
+        counters,
+        boottime,
+        rebooted,
+        ima_entries,
+    }
+}
+
+/// A nonce for one poll: 20 letters and digits from the OS RNG (Keylime's form).
+pub fn fresh_nonce() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(20);
+    let mut buf = [0u8; 64];
+    loop {
+        if getrandom::fill(&mut buf).is_err() {
+            // The OS RNG failing is not something to poll through.
+            return String::new();
+        }
+        for b in buf {
+            // Rejection sampling: 248 = 4 * 62.
+            if b < 248 {
+                out.push(char::from(ALPHABET[usize::from(b % 62)]));
+                if out.len() == 20 {
+                    return out;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! `trustpool server` end to end on loopback: three trustpool agents on their own swtpm — a
+//! good host, a host whose PCR 7 was extended after enrollment, a host whose agent was
+//! stopped — enroll with the server's registrar (credential activation), are polled over
+//! mutual TLS, and PollHosts answers `trusted`, `untrusted` (with a finding naming PCR 7)
+//! and `timeout`, and `unknown` for a host it does not know, in request order, as Nova and
+//! oVirt send it. The management API and the SQLite database are the real ones.
+//!
+//! Skipped with a message when `swtpm` is not installed, except in CI (`CI` set).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use trustpool::agent::client::AgentClient;
+use trustpool::server::config::ServerConfig;
+use trustpool_core::{Digest, HashAlg};
+
+mod swtpm;
+use swtpm::*;
+
+struct Agent {
+    child: Child,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_agent(
+    dir: &std::path::Path,
+    tpm: &Swtpm,
+    uuid: &str,
+    port: u16,
+    registrar: u16,
+    ca: &std::path::Path,
+) -> Agent {
+    let cfg = dir.join(format!("{uuid}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "tpm = \"{}\"\nlisten = \"127.0.0.1:{port}\"\nuuid = \"{uuid}\"\nregistrar = \"http://127.0.0.1:{registrar}\"\nstate_dir = \"{}\"\nclient_ca = \"{}\"\neventlog = \"\"\nima_log = \"\"\n",
+            tpm.uri(),
+            dir.join(uuid).display(),
+            ca.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trustpool"))
+        .args(["agent", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::create(dir.join(format!("{uuid}-{port}-{}.log", std::process::id())))
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let log = std::fs::read_dir(dir)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name().to_string_lossy().starts_with(uuid)
+                        && e.file_name().to_string_lossy().ends_with(".log")
+                })
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n---\n");
+            panic!("agent {uuid} did not start:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Agent { child }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const POLICY: &str = r#"
+name = "swtpm fresh"
+require_eventlog = false
+[quote]
+require_pcrs = ["sha256:0-7"]
+[[pcr]]
+index = 7
+values = ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]
+[[pcr]]
+index = 0
+values = ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]
+"#;
+
+#[test]
+fn server_polls_agents_and_answers_poll_hosts() {
+    if !have(&["swtpm"]) {
+        return;
+    }
+    let dir = TempDir::new("server");
+    let (port, reg_port) = (free_port(), free_port());
+    let cfg = ServerConfig {
+        listen: format!("127.0.0.1:{port}"),
+        registrar_listen: format!("127.0.0.1:{reg_port}"),
+        state_dir: dir.path().join("server"),
+        poll_interval_secs: 1,
+        agent_timeout_ms: 3000,
+        max_backoff_secs: 2,
+        accept_unsigned_eks: true,
+        auth_blobs: vec!["nova-blob".into()],
+        replica: Some("test".into()),
+        ..ServerConfig::default()
+    };
+    std::thread::spawn(move || {
+        if let Err(e) = trustpool::server::run::run(cfg) {
+            eprintln!("server stopped: {e:#}");
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sdir = dir.path().join("server");
+    let cert = std::fs::read_to_string(sdir.join("server-cert.pem")).unwrap();
+    let token = std::fs::read_to_string(sdir.join("api-token")).unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let api = AgentClient::management(&addr, &cert, token.trim(), Duration::from_secs(30)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+
+    let hosts = [
+        ("compute-good", "aaaaaaaa-0000-4000-8000-000000000001"),
+        ("compute-bad", "aaaaaaaa-0000-4000-8000-000000000002"),
+        ("compute-down", "aaaaaaaa-0000-4000-8000-000000000003"),
+    ];
+    let ports: Vec<u16> = hosts.iter().map(|_| free_port()).collect();
+    rt.block_on(async {
+        let (c, v) = api
+            .request_raw("PUT", "/v1/groups/default/policy", POLICY.into())
+            .await
+            .unwrap();
+        assert_eq!(c, 200, "{v}");
+        assert_eq!(v["version"], 1);
+        for ((name, uuid), p) in hosts.iter().zip(&ports) {
+            let (c, v) = api
+                .request(
+                    "POST",
+                    "/v1/hosts",
+                    Some(&json!({"name": name, "uuid": uuid, "ip": "127.0.0.1", "port": p})),
+                )
+                .await
+                .unwrap();
+            assert_eq!(c, 201, "{v}");
+        }
+        // Without the token: refused.
+        let anon = AgentClient::management(&addr, &cert, "wrong", Duration::from_secs(5)).unwrap();
+        assert_eq!(anon.get("/v1/hosts").await.unwrap().0, 401);
+    });
+
+    let ca = sdir.join("agent-ca.pem");
+    let tpms: Vec<Swtpm> = hosts.iter().map(|_| Swtpm::start()).collect();
+    let _good = start_agent(dir.path(), &tpms[0], hosts[0].1, ports[0], reg_port, &ca);
+    // The bad host enrolls, then PCR 7 changes (its agent restarted, same keys).
+    let first = start_agent(dir.path(), &tpms[1], hosts[1].1, ports[1], reg_port, &ca);
+    drop(first);
+    {
+        let mut s = tpms[1].session();
+        s.extend(
+            7,
+            &[Digest::from_slice(HashAlg::Sha256, &[0x5a; 32]).unwrap()],
+        )
+        .unwrap();
+    }
+    let _bad = start_agent(dir.path(), &tpms[1], hosts[1].1, ports[1], reg_port, &ca);
+    let down = start_agent(dir.path(), &tpms[2], hosts[2].1, ports[2], reg_port, &ca);
+
+    let poll = |body: &str, blob: Option<&str>, path: &str| -> (u16, Value) {
+        rt.block_on(post(
+            &addr,
+            &cert,
+            path,
+            body.to_string(),
+            blob.map(str::to_string),
+        ))
+    };
+    // Wait until all three have verdicts: good trusted, bad untrusted; then stop the third.
+    let nova =
+        r#"{"count": 4, "hosts": ["compute-good", "compute-bad", "compute-down", "compute-new"]}"#;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (c, v) = poll(
+            nova,
+            Some("nova-blob"),
+            "/OpenAttestationWebServices/V1.0/PollHosts",
+        );
+        assert_eq!(c, 200);
+        let lv: Vec<&str> = v["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["trust_lvl"].as_str().unwrap())
+            .collect();
+        if lv == ["trusted", "untrusted", "trusted", "unknown"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "levels stayed {lv:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(down);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let v = loop {
+        let (c, v) = poll(
+            r#"{"hosts": ["compute-down", "compute-good", "compute-bad"]}"#,
+            None,
+            "//AttestationService/resources/PollHosts",
+        );
+        assert_eq!(c, 200);
+        if v["hosts"][0]["trust_lvl"] == "timeout" {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stopped agent never timed out: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let names: Vec<&str> = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["host_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["compute-down", "compute-good", "compute-bad"]);
+    assert_eq!(v["hosts"][1]["trust_lvl"], "trusted");
+    assert!(v["hosts"][1]["vtime"].as_str().unwrap().ends_with('Z'));
+
+    // Nova's path without the auth blob: 401; oVirt's empty list.
+    assert_eq!(
+        poll(nova, None, "/OpenAttestationWebServices/V1.0/PollHosts").0,
+        401
+    );
+    assert_eq!(
+        poll(
+            r#"{"hosts":]}"#,
+            None,
+            "/AttestationService/resources/PollHosts"
+        )
+        .1,
+        json!({"hosts": []})
+    );
+
+    // The bad host's verdict names PCR 7.
+    rt.block_on(async {
+        let (c, v) = api.get("/v1/hosts/compute-bad/results").await.unwrap();
+        assert_eq!(c, 200);
+        let findings = &v["verdicts"][0]["findings"];
+        assert!(
+            findings.as_array().unwrap().iter().any(|f| f["pcr"] == 7),
+            "{findings}"
+        );
+        let (_, m) = api.get("/v1/audit").await.unwrap();
+        let kinds: Vec<&str> = m["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["kind"].as_str().unwrap())
+            .collect();
+        assert!(
+            kinds.contains(&"registration") && kinds.contains(&"verdict-change"),
+            "{kinds:?}"
+        );
+    });
+}
+
+/// A PollHosts POST over HTTPS with the server's certificate pinned.
+async fn post(
+    addr: &str,
+    cert: &str,
+    path: &str,
+    body: String,
+    blob: Option<String>,
+) -> (u16, Value) {
+    let c = AgentClient::management(addr, cert, "-", Duration::from_secs(30))
+        .unwrap()
+        .with_header("x-auth-blob", blob);
+    c.request_raw("POST", path, body.into()).await.unwrap()
+}
