@@ -315,3 +315,81 @@ async fn throughput_to_one_client() {
     );
     assert_eq!(fleet.stats().errors, 0);
 }
+
+/// With `ima`, the IMA log replays to the quoted PCR 10 and its boot_aggregate matches the
+/// quoted PCRs 0-9; `ima_ml_entry` slices the log. Plain HTTP here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ima_log_matches_pcr_10() {
+    use trustpool_core::ima::replay::{check_boot_aggregate, BankMode, Replay as ImaReplay};
+    use trustpool_core::ima::AsciiLog;
+
+    let fleet = Fleet::start(
+        2,
+        0,
+        FleetOptions {
+            insecure_http: true,
+            ima: true,
+            bad_fraction: 0.5,
+            bad_pcr: 4,
+            ..FleetOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let manifest = fleet.manifest().clone();
+    assert!(!manifest.tls);
+    for (i, mh) in manifest.hosts.iter().enumerate() {
+        let client =
+            AgentClient::insecure(&fleet.addr(i).unwrap().to_string(), Duration::from_secs(10));
+        let c = checked_quote(
+            &client,
+            &manifest,
+            i,
+            "/v2.6/quotes/integrity?nonce=ima1&mask=0x7ff&partial=0&ima_ml_entry=0",
+            "ima1",
+        )
+        .await;
+        assert_eq!(c.results["ima_measurement_list_entry"], 0);
+        let text = c.results["ima_measurement_list"].as_str().unwrap();
+        assert_eq!(text.lines().count(), 5);
+        let mut replay = ImaReplay::with_banks(
+            HashAlg::Sha1,
+            10,
+            &[(HashAlg::Sha256, BankMode::TemplateHash)],
+        )
+        .unwrap();
+        let bank = c.pcrs.bank(HashAlg::Sha256).unwrap();
+        for (n, e) in AsciiLog::new(text.as_bytes()).enumerate() {
+            let e = e.unwrap();
+            if n == 0 {
+                check_boot_aggregate(&e, bank).unwrap();
+            }
+            let step = replay.feed(&e).unwrap();
+            assert_ne!(step.template_hash_ok, Some(false));
+        }
+        assert_eq!(replay.matches(&c.pcrs), Some(true), "host {i}");
+        // A bad host's PCR 4 is not what the event log says.
+        let log = B64
+            .decode(c.results["mb_measurement_list"].as_str().unwrap())
+            .unwrap();
+        let boot = Replay::log(&EventLog::parse(&log).unwrap(), ALL_PCRS);
+        assert_eq!(
+            boot.pcr(HashAlg::Sha256, 4) == c.pcrs.pcr(HashAlg::Sha256, 4),
+            mh.expected == "good"
+        );
+        let (code, v) = client
+            .get("/v2.6/quotes/integrity?nonce=ima2&mask=0x400&partial=1&ima_ml_entry=3")
+            .await
+            .unwrap();
+        assert_eq!(code, 200);
+        assert_eq!(v["results"]["ima_measurement_list_entry"], 3);
+        assert_eq!(
+            v["results"]["ima_measurement_list"]
+                .as_str()
+                .unwrap()
+                .lines()
+                .count(),
+            2
+        );
+    }
+}

@@ -3,7 +3,7 @@
 //! ```text
 //! fleet --hosts N --base-port P --client-ca FILE --manifest OUT [--bad-fraction F]
 //!       [--bad-pcr 7] [--seed S] [--eventlog FILE] [--threads T] [--stats-every SECS]
-//!       [--insecure-http]
+//!       [--ima] [--insecure-http]
 //! ```
 //!
 //! Prints `ready` on stdout once the manifest is written and every host listens; on SIGINT
@@ -18,11 +18,13 @@ use trustpool_benches::fleet::{Fleet, FleetOptions, Stats};
 const USAGE: &str =
     "usage: fleet --hosts N --base-port P (--client-ca FILE | --insecure-http) --manifest OUT
              [--bad-fraction F] [--bad-pcr 7] [--seed S] [--eventlog FILE]
-             [--threads T] [--stats-every SECS]
+             [--threads T] [--stats-every SECS] [--ima]
 
   Simulated Keylime agents on 127.0.0.1, ports P..P+N-1 (one listener per host), mutual
   TLS with client certificates chained to the CA in FILE. Writes the manifest (JSON) to OUT,
-  prints 'ready', serves until SIGINT/SIGTERM, then prints requests served per second.";
+  prints 'ready', serves until SIGINT/SIGTERM, then prints requests served per second.
+  --bad-fraction F: that fraction of hosts (spread evenly) quote a wrong --bad-pcr (7 or 4).
+  --ima: hosts also send a small ima-ng log, and PCR 10 matches it.";
 
 struct Args {
     hosts: usize,
@@ -75,6 +77,7 @@ fn parse_args() -> Result<Args> {
             "--threads" => threads = value()?.parse().context("--threads")?,
             "--stats-every" => stats_every = value()?.parse().context("--stats-every")?,
             "--insecure-http" => opts.insecure_http = true,
+            "--ima" => opts.ima = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -128,8 +131,10 @@ fn check_port_range(base: u16, n: usize) {
 
 fn report(s: &Stats) {
     let secs = s.uptime.as_secs_f64().max(1e-9);
+    let active = s.active.as_secs_f64().max(1e-3);
     println!(
-        "fleet: served {} requests ({} quotes, {} errors) on {} connections ({} TLS failures) in {:.1} s: {:.0} requests/s, {:.0} quotes/s",
+        "fleet: served {} requests ({} quotes, {} errors) on {} connections ({} TLS failures) in {:.1} s: \
+         {:.0} requests/s, {:.0} quotes/s overall; {:.0} requests/s over the {:.1} s from first to last request",
         s.requests,
         s.quotes,
         s.errors,
@@ -137,7 +142,9 @@ fn report(s: &Stats) {
         s.tls_failures,
         secs,
         s.requests as f64 / secs,
-        s.quotes as f64 / secs
+        s.quotes as f64 / secs,
+        s.requests as f64 / active,
+        active
     );
 }
 

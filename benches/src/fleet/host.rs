@@ -311,3 +311,53 @@ impl Host {
         Ok((a, s))
     }
 }
+
+/// Files a simulated host's IMA log measures after `boot_aggregate`.
+const IMA_FILES: [&str; 4] = [
+    "/usr/lib/systemd/systemd",
+    "/usr/lib/x86_64-linux-gnu/libc.so.6",
+    "/usr/sbin/sshd",
+    "/usr/bin/bash",
+];
+
+/// A small `ima-ng` ASCII log (SHA-1 template hashes, as `ascii_runtime_measurements`):
+/// `boot_aggregate` over SHA-256 PCRs 0–9 of `boot`, then a few files; and the SHA-256
+/// PCR 10 it leaves (Linux ≥ 5.8: the bank is extended with SHA-256 of the template data).
+pub fn small_ima_log(boot: &PcrBank) -> Result<(String, trustpool_core::Digest)> {
+    let mut aggregate = ring::digest::Context::new(&ring::digest::SHA256);
+    for i in 0..10u8 {
+        let v = boot.get(i).ok_or_else(|| anyhow!("no value for PCR {i}"))?;
+        aggregate.update(v.as_bytes());
+    }
+    let mut entries = vec![("boot_aggregate".to_string(), aggregate.finish())];
+    for f in IMA_FILES {
+        let content = format!("trustpool-fleet simulated contents of {f}");
+        entries.push((
+            f.to_string(),
+            ring::digest::digest(&ring::digest::SHA256, content.as_bytes()),
+        ));
+    }
+    let mut pcr10 = trustpool_core::Digest::zero(HashAlg::Sha256);
+    let mut log = String::new();
+    for (name, digest) in entries {
+        // ima-ng template data: d-ng ("sha256:\0" ‖ digest) and n-ng (name ‖ \0), each
+        // preceded by its u32 length.
+        let mut data = Vec::new();
+        let mut dng = b"sha256:\0".to_vec();
+        dng.extend_from_slice(digest.as_ref());
+        data.extend_from_slice(&(dng.len() as u32).to_le_bytes());
+        data.extend_from_slice(&dng);
+        data.extend_from_slice(&(name.len() as u32 + 1).to_le_bytes());
+        data.extend_from_slice(name.as_bytes());
+        data.push(0);
+        let template_sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &data);
+        pcr10.extend(ring::digest::digest(&ring::digest::SHA256, &data).as_ref());
+        log.push_str(&format!(
+            "10 {} ima-ng sha256:{} {}\n",
+            hex::encode(template_sha1),
+            hex::encode(digest),
+            name
+        ));
+    }
+    Ok((log, pcr10))
+}

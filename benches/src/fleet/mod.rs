@@ -72,6 +72,9 @@ pub struct FleetOptions {
     pub transport_pem: Option<String>,
     /// TLS session cache entries shared by all hosts.
     pub session_cache: usize,
+    /// Serve a small `ima-ng` log (`ima_measurement_list`) and quote PCR 10 accordingly;
+    /// without it PCR 10 stays zero and no IMA list is sent, as for an agent with no IMA log.
+    pub ima: bool,
 }
 
 impl Default for FleetOptions {
@@ -85,6 +88,7 @@ impl Default for FleetOptions {
             eventlog: None,
             transport_pem: None,
             session_cache: 16384,
+            ima: false,
         }
     }
 }
@@ -159,6 +163,8 @@ pub struct Stats {
     pub tls_failures: u64,
     pub accept_errors: u64,
     pub uptime: Duration,
+    /// From the first request to the last.
+    pub active: Duration,
 }
 
 /// A running fleet. Dropping it stops the listeners (connections already open finish with
@@ -213,6 +219,19 @@ impl Fleet {
             .get_mut(opts.bad_pcr)
             .ok_or_else(|| anyhow!("no PCR {}", opts.bad_pcr))?
             .extend(unexpected.as_bytes());
+        // IMA: each kind of host measures its own boot_aggregate (over its own PCRs 0-9).
+        let mut ima_logs = [None, None];
+        if opts.ima {
+            for (bank, slot) in [&mut good_pcrs, &mut bad_pcrs]
+                .into_iter()
+                .zip(&mut ima_logs)
+            {
+                let (log, pcr10) = host::small_ima_log(bank)?;
+                bank.set(10, pcr10.as_bytes());
+                *slot = Some(log);
+            }
+        }
+        let [ima_good, ima_bad] = ima_logs;
 
         let tls = if opts.insecure_http {
             None
@@ -242,7 +261,8 @@ impl Fleet {
             good_pcrs,
             bad_pcrs,
             eventlog_b64: base64::engine::general_purpose::STANDARD.encode(&eventlog),
-            ima_log: None,
+            ima_good,
+            ima_bad,
             transport_pem: transport_pem.clone(),
             boottime: trustpool::agent::serve::boottime(),
             started,
@@ -368,6 +388,11 @@ impl Fleet {
             tls_failures: c.tls_failures.load(Ordering::Relaxed),
             accept_errors: c.accept_errors.load(Ordering::Relaxed),
             uptime: self.shared.started.elapsed(),
+            active: Duration::from_millis(
+                c.last_ms
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(c.first_ms.load(Ordering::Relaxed)),
+            ),
         }
     }
 

@@ -24,7 +24,6 @@ use super::host::Host;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Counters over the whole fleet.
-#[derive(Default)]
 pub struct Counters {
     pub requests: AtomicU64,
     pub quotes: AtomicU64,
@@ -32,6 +31,24 @@ pub struct Counters {
     pub connections: AtomicU64,
     pub tls_failures: AtomicU64,
     pub accept_errors: AtomicU64,
+    /// Milliseconds since the start of the first and the last request (`u64::MAX`: none).
+    pub first_ms: AtomicU64,
+    pub last_ms: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            requests: AtomicU64::new(0),
+            quotes: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            tls_failures: AtomicU64::new(0),
+            accept_errors: AtomicU64::new(0),
+            first_ms: AtomicU64::new(u64::MAX),
+            last_ms: AtomicU64::new(0),
+        }
+    }
 }
 
 /// What every host shares.
@@ -40,7 +57,9 @@ pub struct Shared {
     pub bad_pcrs: PcrBank,
     /// base64 of the event log (`mb_measurement_list`).
     pub eventlog_b64: String,
-    pub ima_log: Option<String>,
+    /// The IMA logs (ASCII) of good and bad hosts, when the fleet has them.
+    pub ima_good: Option<String>,
+    pub ima_bad: Option<String>,
     pub transport_pem: String,
     pub boottime: u64,
     pub started: Instant,
@@ -118,7 +137,15 @@ fn json_response(code: u16, body: &Value) -> Response<Full<Bytes>> {
 
 /// Answer one request (the body, if any, is not read).
 pub fn handle<B>(host: &Host, shared: &Shared, req: &Request<B>) -> Response<Full<Bytes>> {
-    shared.counters.requests.fetch_add(1, Ordering::Relaxed);
+    let c = &shared.counters;
+    c.requests.fetch_add(1, Ordering::Relaxed);
+    let now = shared.started.elapsed().as_millis() as u64;
+    if c.first_ms.load(Ordering::Relaxed) == u64::MAX {
+        let _ = c
+            .first_ms
+            .compare_exchange(u64::MAX, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    c.last_ms.fetch_max(now, Ordering::Relaxed);
     let (code, body) = match answer(host, shared, req.method().as_str(), req.uri()) {
         Ok(v) => (200, v),
         Err(e) => {
@@ -140,7 +167,12 @@ pub fn answer(
         Route::Version => Ok(api::version_body()),
         Route::Integrity(v, q) => {
             let quote = quote(host, shared, q.nonce.as_bytes(), q.mask)?;
-            let (ima, entry) = match &shared.ima_log {
+            let ima_log = if host.good {
+                &shared.ima_good
+            } else {
+                &shared.ima_bad
+            };
+            let (ima, entry) = match ima_log {
                 Some(log) => {
                     let (start, slice) = api::ima_slice(log, q.ima_ml_entry);
                     (Some(slice.to_string()), Some(start))
