@@ -104,6 +104,7 @@ pub async fn serve(
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     loop {
         let (stream, peer) = listener.accept().await.context("accepting")?;
+        let _ = stream.set_nodelay(true);
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection refused: {max_connections} connections open");
             drop(stream);

@@ -254,6 +254,9 @@ pub async fn serve(cfg: ServerConfig) -> Result<()> {
     let slots = Arc::new(tokio::sync::Semaphore::new(1024));
     loop {
         let (stream, _) = listener.accept().await?;
+        // Answers go out as several TLS records: without this, Nagle holds the last one for
+        // the client's delayed ACK (40 ms).
+        let _ = stream.set_nodelay(true);
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             continue;
         };

@@ -511,10 +511,12 @@ impl SqliteStore {
             .map_err(|e| StoreError::Range(format!("host names: {e}")))?;
         self.run(move |c| {
             // One parameter, the names as a JSON array, unnested by json_each; each name is
-            // then an index lookup on hosts.name.
+            // then an index lookup on hosts.name. CROSS JOIN keeps json_each the outer loop
+            // (SQLite's planner otherwise scans every host against every requested name:
+            // 48 ms instead of a few for 1,000 of 10,000 hosts).
             let mut st = c.prepare_cached(&format!(
                 "SELECT {VERDICT_COLS} FROM json_each(?1) j \
-                 JOIN hosts h ON h.name = j.value \
+                 CROSS JOIN hosts h ON h.name = j.value \
                  JOIN poll_state p ON p.host_id = h.id \
                  JOIN verdicts v ON v.id = p.latest_verdict"
             ))?;
@@ -666,7 +668,14 @@ fn open_blocking(path: &Path) -> Result<Connection> {
             path.display()
         )));
     }
-    c.pragma_update(None, "synchronous", "FULL")?;
+    // FULL: a committed verdict survives a power loss, not only a killed process. The
+    // environment may relax it to NORMAL (WAL: survives a killed process, may lose the last
+    // transactions on an OS crash), e.g. for load measurements.
+    let sync = match std::env::var("TRUSTPOOL_SQLITE_SYNCHRONOUS").as_deref() {
+        Ok("NORMAL") | Ok("normal") => "NORMAL",
+        _ => "FULL",
+    };
+    c.pragma_update(None, "synchronous", sync)?;
     c.pragma_update(None, "foreign_keys", "ON")?;
     migrate(&mut c)?;
     Ok(c)
