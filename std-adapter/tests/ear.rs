@@ -246,3 +246,76 @@ fn timing() {
         tokens[0].len()
     );
 }
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trustpool"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_result_verify() {
+    let dir = tmpdir("cli");
+    let signer = EarSigner::load_or_create(&dir).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let fresh = EarInput {
+        verdict_time: now * 1000,
+        ..untrusted()
+    };
+    let jwks = dir.join("jwks.json");
+    std::fs::write(&jwks, signer.jwks().to_string()).unwrap();
+    let jwks = jwks.to_str().unwrap();
+    let token = signer.issue(&fresh, now);
+    // An untrusted host's token with a good signature: exit 0, its status shown.
+    let (code, out, err) = cli(&["result", "verify", &token, "--jwks", jwks]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("signature good, issued "), "{out}");
+    assert!(
+        out.contains(&format!(
+            "compute-1: contraindicated (configuration 2, executables 96, hardware 0, instance-identity 2) policy sha256:{DIGEST}"
+        )),
+        "{out}"
+    );
+    // From a file, as JSON.
+    let file = dir.join("token.jwt");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let (code, out, _) = cli(&[
+        "result",
+        "verify",
+        file.to_str().unwrap(),
+        "--jwks",
+        jwks,
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+    let claims: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        claims["submods"]["compute-1"]["ear.status"],
+        "contraindicated"
+    );
+    // Expired: exit 1.
+    let old = signer.issue(&untrusted(), NOW);
+    let (code, _, err) = cli(&["result", "verify", &old, "--jwks", jwks]);
+    assert_eq!(code, 1);
+    assert!(err.contains("EAR token: expired at 2025-06-15T"), "{err}");
+    // Another key: exit 1.
+    let other = EarSigner::load_or_create(&tmpdir("cli-other")).unwrap();
+    let (code, _, err) = cli(&[
+        "result",
+        "verify",
+        &other.issue(&fresh, now),
+        "--jwks",
+        jwks,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no key with kid"), "{err}");
+}
