@@ -159,6 +159,10 @@ fn another_keys_jwks_fails() {
     let mut jwks = b.jwks();
     jwks["keys"][0]["kid"] = json!(a.kid());
     assert_eq!(ear::verify(&token, &jwks, NOW), Err(EarError::Signature));
+    // A key published without a kid is tried.
+    let mut anon = a.jwks();
+    anon["keys"][0].as_object_mut().unwrap().remove("kid");
+    assert!(ear::verify(&token, &anon, NOW).is_ok());
     // Both keys: the right one is found.
     let both = json!({"keys": [b.jwks()["keys"][0], a.jwks()["keys"][0]]});
     assert!(ear::verify(&token, &both, NOW).is_ok());
@@ -318,4 +322,18 @@ fn cli_result_verify() {
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("no key with kid"), "{err}");
+}
+
+#[test]
+fn der_key_is_used() {
+    let dir = tmpdir("der");
+    let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &ring::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("ear-signing-key.der"), doc.as_ref()).unwrap();
+    let a = EarSigner::load_or_create(&dir).unwrap();
+    assert_eq!(a.kid(), EarSigner::from_pkcs8(doc.as_ref()).unwrap().kid());
+    assert!(!dir.join("ear-signing-key.pem").exists());
 }

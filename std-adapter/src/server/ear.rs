@@ -46,6 +46,10 @@
 //!
 //! The token is a JWS compact serialization (RFC 7515) with header
 //! `{"alg":"ES256","kid":…,"typ":"JWT"}`; `kid` is the RFC 7638 thumbprint of the JWK.
+//! It is made here with `ring` (ECDSA P-256, fixed-size `r‖s` signatures) rather than with
+//! the `ear` crate, whose default features pull `openssl`, `cose-rust` and `jsonwebtoken` 11
+//! on `aws-lc-rs` — a second native crypto library beside `ring` — for two functions of a
+//! few dozen lines each.
 
 use std::path::Path;
 
@@ -444,11 +448,19 @@ pub fn verify(token: &str, jwks: &Value, now: i64) -> Result<Value, EarError> {
     let keys = jwks_keys(jwks)?;
     let candidates: Vec<&Vec<u8>> = match header.get("kid").and_then(Value::as_str) {
         Some(kid) => {
-            let c: Vec<_> = keys
+            let mut c: Vec<_> = keys
                 .iter()
                 .filter(|(k, _)| k.as_deref() == Some(kid))
                 .map(|(_, p)| p)
                 .collect();
+            if c.is_empty() {
+                // Keys published without a kid may still be the one.
+                c = keys
+                    .iter()
+                    .filter(|(k, _)| k.is_none())
+                    .map(|(_, p)| p)
+                    .collect();
+            }
             if c.is_empty() {
                 return Err(EarError::NoKey(kid.to_string()));
             }
