@@ -82,6 +82,29 @@ enum Cmd {
         #[command(flatten)]
         m: MgmtArgs,
     },
+    /// Signed attestation results (EAR tokens, ES256 JWT).
+    #[command(subcommand, name = "result")]
+    EarResult(ResultCmd),
+}
+
+#[derive(Subcommand)]
+enum ResultCmd {
+    /// Check an EAR token's signature and times and show each host's status: exit 0 when
+    /// they hold (whatever the status), 1 when not.
+    Verify {
+        /// The token, or a file holding it.
+        token: String,
+        /// The server's JWK Set: a file, or an https:// URL (fetched with --server-cert
+        /// pinned).
+        #[arg(long)]
+        jwks: String,
+        /// The server's certificate (PEM, pinned) for an https:// --jwks.
+        #[arg(long, env = "TRUSTPOOL_SERVER_CERT")]
+        server_cert: Option<PathBuf>,
+        /// Print the token's claims as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -141,6 +164,102 @@ enum GroupsCmd {
         #[command(flatten)]
         m: MgmtArgs,
     },
+}
+
+/// `trustpool result verify`.
+fn result_verify(
+    token: &str,
+    jwks: &str,
+    server_cert: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use anyhow::anyhow;
+    use trustpool::server::ear;
+    let token = match std::fs::read_to_string(token) {
+        Ok(t) => t,
+        Err(_) if token.matches('.').count() == 2 => token.to_string(),
+        Err(e) => return Err(anyhow!("reading the token {token}: {e}")),
+    };
+    let jwks: serde_json::Value = if let Some(rest) = jwks.strip_prefix("https://") {
+        let cert_path =
+            server_cert.ok_or_else(|| anyhow!("an https:// --jwks needs --server-cert"))?;
+        let cert = std::fs::read_to_string(cert_path)
+            .map_err(|e| anyhow!("reading {}: {e}", cert_path.display()))?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let addr = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| !p.ends_with(']'))
+        {
+            authority.to_string()
+        } else {
+            format!("{authority}:443")
+        };
+        let path = if path.is_empty() { "/" } else { path };
+        let client = trustpool::agent::client::AgentClient::management(
+            &addr,
+            &cert,
+            "none",
+            std::time::Duration::from_secs(30),
+        )?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (code, v) = rt.block_on(client.get(path))?;
+        if !(200..300).contains(&code) {
+            return Err(anyhow!("{addr}{path}: the server answered {code}"));
+        }
+        v
+    } else {
+        let text = std::fs::read_to_string(jwks).map_err(|e| anyhow!("reading {jwks}: {e}"))?;
+        serde_json::from_str(&text).map_err(|e| anyhow!("{jwks}: not JSON: {e}"))?
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let claims = match ear::verify(&token, &jwks, now) {
+        Ok(c) => c,
+        Err(e) => {
+            if json {
+                print_json(&serde_json::json!({"valid": false, "error": e.to_string()}));
+            }
+            eprintln!("trustpool: EAR token: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if json {
+        print_json(&claims);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let time = |k: &str| {
+        claims[k].as_i64().map_or_else(
+            String::new,
+            |t| trustpool::oat::iso8601_utc(t.max(0) as u64),
+        )
+    };
+    println!(
+        "signature good, issued {}, expires {}",
+        time("iat"),
+        time("exp")
+    );
+    if let Some(subs) = claims["submods"].as_object() {
+        for (host, sub) in subs {
+            let vector = sub["ear.trustworthiness-vector"]
+                .as_object()
+                .map(|v| {
+                    v.iter()
+                        .map(|(k, n)| format!("{k} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            println!(
+                "{host}: {} ({vector}) policy {}",
+                sub["ear.status"].as_str().unwrap_or("?"),
+                sub["ear.appraisal-policy-id"].as_str().unwrap_or("-")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn mgmt(
@@ -1120,6 +1239,12 @@ fn main() -> ExitCode {
             ),
             None,
         ),
+        Cmd::EarResult(ResultCmd::Verify {
+            token,
+            jwks,
+            server_cert,
+            json,
+        }) => result_verify(&token, &jwks, server_cert.as_deref(), json),
         Cmd::Agent(a) => (|| {
             tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)

@@ -8,10 +8,12 @@
 //! - [`config`]: the TOML configuration.
 //! - [`registrar`]: enrollment by credential activation; [`ekchain`]: EK certificate chains.
 //! - [`check`]: one poll's appraisal (no I/O).
+//! - [`ear`]: signed attestation results (EAT Attestation Results, ES256 JWT) and their JWKS.
 //! - [`run`]: the HTTPS API, the registrar listener and the poller.
 
 pub mod check;
 pub mod config;
+pub mod ear;
 pub mod ekchain;
 pub mod registrar;
 pub mod run;
