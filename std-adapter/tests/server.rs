@@ -272,6 +272,30 @@ fn server_polls_agents_and_answers_poll_hosts() {
             findings.as_array().unwrap().iter().any(|f| f["pcr"] == 7),
             "{findings}"
         );
+        // Signed results (EAR) for relying parties, checked with the server's JWKS.
+        let anon = AgentClient::management(&addr, &cert, "-", Duration::from_secs(30)).unwrap();
+        let (c, jwks) = anon.get("/v1/jwks").await.unwrap();
+        assert_eq!(c, 200);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        for (host, status) in [
+            ("compute-good", "affirming"),
+            ("compute-bad", "contraindicated"),
+            ("compute-down", "none"),
+        ] {
+            let (c, v) = anon
+                .get(&format!("/v1/hosts/{host}/result?nonce=rp0123456789"))
+                .await
+                .unwrap();
+            assert_eq!(c, 200, "{v}");
+            let claims =
+                trustpool::server::ear::verify(v["token"].as_str().unwrap(), &jwks, now).unwrap();
+            assert_eq!(claims["submods"][host]["ear.status"], status, "{claims}");
+            assert_eq!(claims["eat_nonce"], "rp0123456789");
+        }
+        assert_eq!(anon.get("/v1/hosts/nobody/result").await.unwrap().0, 404);
         let (_, m) = api.get("/v1/audit").await.unwrap();
         let kinds: Vec<&str> = m["audit"]
             .as_array()

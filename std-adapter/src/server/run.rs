@@ -65,6 +65,8 @@ pub struct Server {
     pub id: Identity,
     pub replica: String,
     pub metrics: Metrics,
+    /// Signs attestation results (EAR tokens).
+    pub ear: super::ear::EarSigner,
     /// Agent API version per uuid, once negotiated down from 2.6.
     versions: Mutex<HashMap<String, String>>,
 }
@@ -195,7 +197,9 @@ pub async fn serve(cfg: ServerConfig) -> Result<()> {
             );
         }
     }
+    let ear = super::ear::EarSigner::load_or_create(&cfg.state_dir)?;
     let server = Arc::new(Server {
+        ear,
         store: store.clone(),
         id,
         replica,
@@ -380,6 +384,22 @@ async fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>
             }
         }
         ("GET", "/metrics") => return metrics(server).await,
+        // Relying parties: the JWKS and signed results need no token (they are signed).
+        ("GET", "/v1/jwks" | "/.well-known/jwks.json") => {
+            return json_response(200, &server.ear.jwks())
+        }
+        ("GET", p) if p.starts_with("/v1/hosts/") && p.ends_with("/result") => {
+            let name = percent_decode(
+                p.trim_start_matches("/v1/hosts/")
+                    .trim_end_matches("/result"),
+            );
+            let nonce = req
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("nonce=")))
+                .map(percent_decode);
+            return result_token(server, &name, nonce).await;
+        }
         _ => {}
     }
     // The management API: bearer token.
@@ -440,6 +460,49 @@ async fn poll_hosts(server: &Server, body: &[u8]) -> Response<Full<Bytes>> {
         now,
     );
     bytes_response(200, "application/json", Bytes::from(out))
+}
+
+/// The latest verdict of `name` as a signed EAR token: `{"host": …, "token": "<JWS>"}`.
+async fn result_token(server: &Server, name: &str, nonce: Option<String>) -> Response<Full<Bytes>> {
+    if nonce.as_ref().is_some_and(|n| n.is_empty() || n.len() > 88) {
+        return err(400, "nonce must be 1 to 88 characters");
+    }
+    let host = match server.store.get_host(name).await {
+        Ok(Some(h)) => h,
+        Ok(None) => return err(404, format!("no such host: {name}")),
+        Err(e) => return err(500, format!("database: {e}")),
+    };
+    let latest = match server.store.latest_verdicts(&[name.to_string()]).await {
+        Ok(mut v) => v.remove(name),
+        Err(e) => return err(500, format!("database: {e}")),
+    };
+    let now_ms = store::now_ms();
+    let input = match latest {
+        Some(v) => super::ear::EarInput {
+            host: name.to_string(),
+            trust: v.trust,
+            findings: v.findings,
+            whitelist_digest: v.whitelist_digest,
+            policy_version: v.policy_version,
+            verdict_time: v.time,
+            lifetime_secs: server.cfg.verdict_lifetime_secs,
+            nonce,
+            ak_bound: host.activated,
+        },
+        None => super::ear::EarInput {
+            host: name.to_string(),
+            trust: TrustLevel::Unknown,
+            findings: json!([]),
+            whitelist_digest: String::new(),
+            policy_version: None,
+            verdict_time: now_ms,
+            lifetime_secs: server.cfg.verdict_lifetime_secs,
+            nonce,
+            ak_bound: host.activated,
+        },
+    };
+    let token = server.ear.issue(&input, now_ms / 1000);
+    json_response(200, &json!({"host": name, "token": token}))
 }
 
 async fn metrics(server: &Server) -> Response<Full<Bytes>> {
