@@ -57,6 +57,9 @@ pub struct ServerConfig {
     pub agent_client_key: Option<PathBuf>,
     /// Replica name for leases (default: host name and process id).
     pub replica: Option<String>,
+    /// The key provider's master key (32 bytes raw, hex or base64); default: the
+    /// `TRUSTPOOL_MASTER_KEY` environment variable. Without one the key service is off.
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +87,7 @@ impl Default for ServerConfig {
             agent_client_cert: None,
             agent_client_key: None,
             replica: None,
+            master_key_file: None,
         }
     }
 }

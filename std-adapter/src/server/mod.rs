@@ -15,6 +15,7 @@ pub mod check;
 pub mod config;
 pub mod ear;
 pub mod ekchain;
+pub mod keys;
 pub mod registrar;
 pub mod run;
 pub mod store;

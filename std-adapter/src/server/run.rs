@@ -67,6 +67,10 @@ pub struct Server {
     pub metrics: Metrics,
     /// Signs attestation results (EAR tokens).
     pub ear: super::ear::EarSigner,
+    /// Seals data keys; `None`: the key service is off.
+    pub master: Option<super::keys::MasterKey>,
+    /// Pending key-release challenges: (host, key) → (nonce, when).
+    challenges: Mutex<HashMap<(String, String), (String, Instant)>>,
     /// Agent API version per uuid, once negotiated down from 2.6.
     versions: Mutex<HashMap<String, String>>,
 }
@@ -198,8 +202,24 @@ pub async fn serve(cfg: ServerConfig) -> Result<()> {
         }
     }
     let ear = super::ear::EarSigner::load_or_create(&cfg.state_dir)?;
+    let master = match super::keys::MasterKey::load(cfg.master_key_file.as_deref()) {
+        Ok(Some(m)) => Some(m),
+        Ok(None) => {
+            tracing::error!(
+                "key service off: no master key (set master_key_file or {}); attestation and PollHosts run",
+                super::keys::MASTER_KEY_ENV
+            );
+            None
+        }
+        Err(e) => {
+            tracing::error!("key service off: master key unusable: {e:#}; attestation and PollHosts run");
+            None
+        }
+    };
     let server = Arc::new(Server {
         ear,
+        master,
+        challenges: Mutex::new(HashMap::new()),
         store: store.clone(),
         id,
         replica,
@@ -292,20 +312,22 @@ fn server_tls(cert_pem: &str, key_pem: &str) -> Result<rustls::ServerConfig> {
     let mut c = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| anyhow!("{e}"))?
-        .with_no_client_auth()
+        .with_client_cert_verifier(Arc::new(super::keys::RegisteredAgentCert::new()))
         .with_single_cert(certs, key)
         .map_err(|e| anyhow!("server certificate and key: {e}"))?;
     c.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(c)
 }
 
-async fn serve_connection<S>(server: Arc<Server>, io: S)
+async fn serve_connection<S>(server: Arc<Server>, io: S, peer: Option<Vec<u8>>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let peer = Arc::new(peer);
     let svc = hyper::service::service_fn(move |req| {
         let server = server.clone();
-        async move { Ok::<_, Infallible>(handle(&server, req).await) }
+        let peer = peer.clone();
+        async move { Ok::<_, Infallible>(handle(&server, req, peer.as_deref()).await) }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -341,7 +363,7 @@ fn err(code: u16, msg: impl Into<String>) -> Response<Full<Bytes>> {
     json_response(code, &json!({"error": msg.into()}))
 }
 
-async fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(server: &Server, req: Request<Incoming>, peer: Option<&[u8]>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let method = req.method().as_str().to_string();
     if oat::is_poll_hosts_path(&path) {
@@ -387,6 +409,22 @@ async fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>
         // Relying parties: the JWKS and signed results need no token (they are signed).
         ("GET", "/v1/jwks" | "/.well-known/jwks.json") => {
             return json_response(200, &server.ear.jwks())
+        }
+        ("POST", p)
+            if p.starts_with("/v1/keys/") && (p.ends_with("/challenge") || p.ends_with("/release")) =>
+        {
+            let rest = p.trim_start_matches("/v1/keys/");
+            let (name, action) = rest.rsplit_once('/').unwrap_or((rest, ""));
+            let name = percent_decode(name);
+            let action = action.to_string();
+            let body = match read_body(req, 64 * 1024).await {
+                Ok(b) => b,
+                Err(e) => return err(413, e),
+            };
+            return match key_request(server, &name, &action, peer, &body).await {
+                Ok(v) => json_response(200, &v),
+                Err((code, msg)) => err(code, msg),
+            };
         }
         ("GET", p) if p.starts_with("/v1/hosts/") && p.ends_with("/result") => {
             let name = percent_decode(
@@ -460,6 +498,90 @@ async fn poll_hosts(server: &Server, body: &[u8]) -> Response<Full<Bytes>> {
         now,
     );
     bytes_response(200, "application/json", Bytes::from(out))
+}
+
+/// `POST /v1/keys/NAME/challenge` and `/release`, from an agent over mutual TLS (its
+/// registered certificate). Every release and refusal is audited.
+async fn key_request(server: &Server, name: &str, action: &str, peer: Option<&[u8]>, body: &[u8]) -> Result<Value, (u16, String)> {
+    let Some(master) = &server.master else {
+        return Err((503, format!("key service off: the server has no master key (master_key_file or {})", super::keys::MASTER_KEY_ENV)));
+    };
+    let peer = peer.ok_or((401, "a key request needs the agent's registered client certificate (mutual TLS)".to_string()))?;
+    let hosts = server.store.list_hosts(None).await.map_err(db)?;
+    let host = hosts
+        .into_iter()
+        .find(|h| {
+            h.mtls_cert.as_deref().is_some_and(|pem| {
+                CertificateDer::from_pem_slice(pem.as_bytes()).is_ok_and(|c| c.as_ref() == peer)
+            })
+        })
+        .ok_or((403, "the client certificate is not a registered agent's".to_string()))?;
+    let refuse = |code: u16, reason: String| async move {
+        let _ = server
+            .store
+            .audit(store::AuditKind::KeyRefused, Some(&host.name), &json!({"key": name, "reason": reason}))
+            .await;
+        Err::<Value, _>((code, reason))
+    };
+    let key = match server.store.get_key(name).await.map_err(db)? {
+        Some(k) => k,
+        None => return refuse(404, format!("no such key: {name}")).await,
+    };
+    if key.revoked {
+        return refuse(403, format!("key {name} is revoked")).await;
+    }
+    if !key.groups.iter().any(|g| *g == host.group) {
+        return refuse(403, format!("host group {} may not receive key {name} (allowed: {})", host.group, key.groups.join(", "))).await;
+    }
+    let latest = server.store.latest_verdicts(&[host.name.clone()]).await.map_err(db)?.remove(&host.name);
+    let now = store::now_ms();
+    match &latest {
+        None => return refuse(403, format!("host {} has no verdict yet", host.name)).await,
+        Some(v) if v.trust != TrustLevel::Trusted => {
+            return refuse(403, format!("host {}'s latest verdict is {}", host.name, store::trust_str(v.trust))).await
+        }
+        Some(v) if now.saturating_sub(v.time) > key.max_age_secs.saturating_mul(1000) => {
+            return refuse(403, format!("host {}'s trusted verdict is {} s old, more than the key's {} s", host.name, now.saturating_sub(v.time) / 1000, key.max_age_secs)).await
+        }
+        Some(_) => {}
+    }
+    let slot = (host.name.clone(), name.to_string());
+    match action {
+        "challenge" => {
+            let nonce = check::fresh_nonce();
+            if let Ok(mut c) = server.challenges.lock() {
+                c.retain(|_, (_, t)| t.elapsed() < Duration::from_secs(120));
+                c.insert(slot, (nonce.clone(), Instant::now()));
+            }
+            Ok(json!({"nonce": nonce}))
+        }
+        "release" => {
+            let (r, key_public, attest, sig) = match super::keys::parse_release(body) {
+                Ok(x) => x,
+                Err((c, m)) => return refuse(c, m).await,
+            };
+            let expected = server.challenges.lock().ok().and_then(|mut c| c.remove(&slot));
+            match expected {
+                Some((n, t)) if n == r.nonce && t.elapsed() < Duration::from_secs(120) => {}
+                _ => return refuse(403, "no matching challenge: ask /challenge first and certify with its nonce".into()).await,
+            }
+            let Some(aik) = &host.aik_tpm else {
+                return refuse(403, format!("host {} has no enrolled AK", host.name)).await;
+            };
+            let data = master.open(name, &key.sealed).map_err(|e| (500, format!("{e:#}")))?;
+            let wrapped = match super::keys::check_and_wrap(aik, &r.nonce, &key_public, &attest, &sig, &data) {
+                Ok(w) => w,
+                Err((c, m)) => return refuse(c, m).await,
+            };
+            let _ = server
+                .store
+                .audit(store::AuditKind::KeyRelease, Some(&host.name), &json!({"key": name, "verdict_time": latest.map(|v| v.time)}))
+                .await;
+            use base64::Engine;
+            Ok(json!({"key": name, "wrapped_key": base64::engine::general_purpose::STANDARD.encode(wrapped)}))
+        }
+        other => Err((404, format!("no such key action: {other}"))),
+    }
 }
 
 /// The latest verdict of `name` as a signed EAR token: `{"host": …, "token": "<JWS>"}`.
@@ -721,6 +843,37 @@ async fn management(
                 .map_err(db)?;
             Ok((200, json!({"audit": log})))
         }
+        ("POST", ["v1", "keys"]) => {
+            let master = server.master.as_ref().ok_or((503, "key service off: no master key".to_string()))?;
+            let v = json_body()?;
+            let name = v.get("name").and_then(Value::as_str).ok_or((400, "missing string field 'name'".to_string()))?;
+            if name.is_empty() || name.len() > 128 || name.contains('/') {
+                return Err((400, "key name must be 1 to 128 characters without '/'".into()));
+            }
+            let groups = key_groups(&v)?;
+            let max_age_secs = v.get("max_age_secs").and_then(Value::as_i64).unwrap_or(300);
+            let mut data = [0u8; 32];
+            getrandom::fill(&mut data).map_err(|e| (500, format!("OS RNG: {e}")))?;
+            let sealed = master.seal(name, &data).map_err(|e| (500, format!("{e:#}")))?;
+            server
+                .store
+                .create_key(&store::StoredKey { name: name.to_string(), sealed, groups, max_age_secs, revoked: false, created: store::now_ms() })
+                .await
+                .map_err(db)?;
+            Ok((201, json!({"created": name})))
+        }
+        ("GET", ["v1", "keys"]) => Ok((200, json!({"keys": server.store.list_keys().await.map_err(db)?}))),
+        ("PUT", ["v1", "keys", name, "policy"]) => {
+            let v = json_body()?;
+            let groups = key_groups(&v)?;
+            let max_age_secs = v.get("max_age_secs").and_then(Value::as_i64).unwrap_or(300);
+            server.store.set_key_policy(name, &groups, max_age_secs).await.map_err(db)?;
+            Ok((200, json!({"key": name, "groups": groups, "max_age_secs": max_age_secs})))
+        }
+        ("POST", ["v1", "keys", name, "revoke"]) => {
+            server.store.revoke_key(name).await.map_err(db)?;
+            Ok((200, json!({"revoked": name})))
+        }
         ("GET", ["v1", "agent-ca"]) => Ok((200, json!({"pem": server.id.agent_ca_pem}))),
         _ => Err((404, format!("no such management path: {method} {path}"))),
     }
@@ -748,6 +901,13 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn key_groups(v: &Value) -> Result<Vec<String>, (u16, String)> {
+    v.get("groups")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .ok_or((400, "missing array field 'groups'".to_string()))
 }
 
 fn host_summary(h: &store::Host) -> Value {

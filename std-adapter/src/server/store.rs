@@ -274,6 +274,8 @@ pub enum AuditKind {
     HostAdded,
     HostRemoved,
     KeyRelease,
+    KeyRefused,
+    KeyAdmin,
 }
 
 impl AuditKind {
@@ -287,6 +289,8 @@ impl AuditKind {
             AuditKind::HostAdded => "host-added",
             AuditKind::HostRemoved => "host-removed",
             AuditKind::KeyRelease => "key-release",
+            AuditKind::KeyRefused => "key-refused",
+            AuditKind::KeyAdmin => "key-admin",
         }
     }
 
@@ -300,9 +304,26 @@ impl AuditKind {
             "host-added" => AuditKind::HostAdded,
             "host-removed" => AuditKind::HostRemoved,
             "key-release" => AuditKind::KeyRelease,
+            "key-refused" => AuditKind::KeyRefused,
+            "key-admin" => AuditKind::KeyAdmin,
             _ => return Err(StoreError::Corrupt(format!("audit kind {s:?}"))),
         })
     }
+}
+
+/// A named data key, sealed under the server's master key, with its release policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredKey {
+    pub name: String,
+    /// The data key sealed under the master key (nonce ‖ AES-256-GCM ciphertext ‖ tag).
+    #[serde(skip)]
+    pub sealed: Vec<u8>,
+    /// Host groups that may receive it.
+    pub groups: Vec<String>,
+    /// The newest a host's trusted verdict must be, in seconds.
+    pub max_age_secs: i64,
+    pub revoked: bool,
+    pub created: i64,
 }
 
 /// An audit record.
@@ -678,6 +699,29 @@ impl Store {
     /// Audit records matching `filter`, newest first.
     pub async fn audit_log(&self, filter: &AuditFilter, limit: usize) -> Result<Vec<AuditEntry>> {
         dispatch!(self.audit_log(filter, limit))
+    }
+
+    /// Store a new named key (audited as `key-admin`).
+    pub async fn create_key(&self, k: &StoredKey) -> Result<()> {
+        dispatch!(self.create_key(k))
+    }
+
+    pub async fn get_key(&self, name: &str) -> Result<Option<StoredKey>> {
+        dispatch!(self.get_key(name))
+    }
+
+    pub async fn list_keys(&self) -> Result<Vec<StoredKey>> {
+        dispatch!(self.list_keys())
+    }
+
+    /// Change a key's groups and maximum verdict age (audited).
+    pub async fn set_key_policy(&self, name: &str, groups: &[String], max_age_secs: i64) -> Result<()> {
+        dispatch!(self.set_key_policy(name, groups, max_age_secs))
+    }
+
+    /// Revoke a key: it is never released again (audited).
+    pub async fn revoke_key(&self, name: &str) -> Result<()> {
+        dispatch!(self.revoke_key(name))
     }
 
     /// Lease up to `batch` hosts due at `now` whose lease is free or expired to `owner` until

@@ -94,7 +94,12 @@ CREATE INDEX audit_kind ON audit(kind, id);
 ";
 
 /// The migrations, in order; a released one is never edited, only followed by another.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1)];
+/// Migration 2: named data keys (issue 11's key provider).
+const SCHEMA_V2: &str = "CREATE TABLE keys (\
+    name TEXT PRIMARY KEY, sealed BYTEA NOT NULL, groups TEXT NOT NULL, \
+    max_age_secs BIGINT NOT NULL, revoked BOOLEAN NOT NULL DEFAULT FALSE, created BIGINT NOT NULL);";
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, SCHEMA_V2)];
 
 impl Cols for Row {
     fn i64_(&self, i: usize) -> Result<i64> {
@@ -244,6 +249,69 @@ impl PgStore {
         )
         .await?
         .try_get(0)?)
+    }
+
+    pub(super) async fn create_key(&self, k: &StoredKey) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        tx.execute(
+            "INSERT INTO keys (name, sealed, groups, max_age_secs, revoked, created) VALUES ($1, $2, $3, $4, FALSE, $5)",
+            &[&k.name, &k.sealed, &groups_json(&k.groups), &k.max_age_secs, &now_ms()],
+        )
+        .await
+        .map_err(|e| unique_to(e, || format!("key {:?}", k.name)))?;
+        audit_in(&tx, AuditKind::KeyAdmin, None, &serde_json::json!({"key": k.name, "action": "create", "groups": k.groups, "max_age_secs": k.max_age_secs})).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn get_key(&self, name: &str) -> Result<Option<StoredKey>> {
+        let c = self.pool.get().await?;
+        c.query_opt(
+            "SELECT name, sealed, groups, max_age_secs, revoked, created FROM keys WHERE name = $1",
+            &[&name],
+        )
+        .await?
+        .map(|r| key_row(&r))
+        .transpose()
+    }
+
+    pub(super) async fn list_keys(&self) -> Result<Vec<StoredKey>> {
+        let c = self.pool.get().await?;
+        c.query("SELECT name, sealed, groups, max_age_secs, revoked, created FROM keys ORDER BY name", &[])
+            .await?
+            .iter()
+            .map(key_row)
+            .collect()
+    }
+
+    pub(super) async fn set_key_policy(&self, name: &str, groups: &[String], max_age_secs: i64) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let n = tx
+            .execute(
+                "UPDATE keys SET groups = $2, max_age_secs = $3 WHERE name = $1",
+                &[&name, &groups_json(groups), &max_age_secs],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::Range(format!("no such key: {name}")));
+        }
+        audit_in(&tx, AuditKind::KeyAdmin, None, &serde_json::json!({"key": name, "action": "policy", "groups": groups, "max_age_secs": max_age_secs})).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn revoke_key(&self, name: &str) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let n = tx.execute("UPDATE keys SET revoked = TRUE WHERE name = $1", &[&name]).await?;
+        if n == 0 {
+            return Err(StoreError::Range(format!("no such key: {name}")));
+        }
+        audit_in(&tx, AuditKind::KeyAdmin, None, &serde_json::json!({"key": name, "action": "revoke"})).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub(super) async fn add_group(&self, name: &str) -> Result<()> {
@@ -765,4 +833,21 @@ fn unique_to(e: tokio_postgres::Error, what: impl FnOnce() -> String) -> StoreEr
     } else {
         StoreError::Postgres(e)
     }
+}
+
+fn groups_json(groups: &[String]) -> String {
+    serde_json::to_string(groups).unwrap_or_else(|_| "[]".to_string())
+}
+
+fn key_row(r: &Row) -> Result<StoredKey> {
+    let groups: String = r.try_get(2)?;
+    Ok(StoredKey {
+        name: r.try_get(0)?,
+        sealed: r.try_get(1)?,
+        groups: serde_json::from_str(&groups)
+            .map_err(|e| StoreError::Corrupt(format!("key groups: {e}")))?,
+        max_age_secs: r.try_get(3)?,
+        revoked: r.try_get(4)?,
+        created: r.try_get(5)?,
+    })
 }

@@ -88,7 +88,12 @@ CREATE INDEX audit_kind ON audit(kind, id);
 ";
 
 /// The migrations, in order; a released one is never edited, only followed by another.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1)];
+/// Migration 2: named data keys (issue 11's key provider).
+const SCHEMA_V2: &str = "CREATE TABLE keys (\
+    name TEXT PRIMARY KEY, sealed BLOB NOT NULL, groups TEXT NOT NULL, \
+    max_age_secs INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);";
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, SCHEMA_V2)];
 
 impl Cols for Row<'_> {
     fn i64_(&self, i: usize) -> Result<i64> {
@@ -639,6 +644,86 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn create_key(&self, k: &StoredKey) -> Result<()> {
+        let k = k.clone();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO keys (name, sealed, groups, max_age_secs, revoked, created) \
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+                params![k.name, k.sealed, groups_json(&k.groups), k.max_age_secs, now_ms()],
+            )
+            .map_err(|e| unique_to(e, || format!("key {:?}", k.name)))?;
+            audit_in(&tx, AuditKind::KeyAdmin, None, &serde_json::json!({"key": k.name, "action": "create", "groups": k.groups, "max_age_secs": k.max_age_secs}))?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn get_key(&self, name: &str) -> Result<Option<StoredKey>> {
+        let name = name.to_owned();
+        self.run(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT name, sealed, groups, max_age_secs, revoked, created FROM keys WHERE name = ?1",
+            )?;
+            let mut rows = st.query(params![name])?;
+            match rows.next()? {
+                Some(r) => Ok(Some(key_row(r)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    pub(super) async fn list_keys(&self) -> Result<Vec<StoredKey>> {
+        self.run(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT name, sealed, groups, max_age_secs, revoked, created FROM keys ORDER BY name",
+            )?;
+            let mut rows = st.query([])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(key_row(r)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub(super) async fn set_key_policy(&self, name: &str, groups: &[String], max_age_secs: i64) -> Result<()> {
+        let (name, groups) = (name.to_owned(), groups.to_vec());
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "UPDATE keys SET groups = ?2, max_age_secs = ?3 WHERE name = ?1",
+                params![name, groups_json(&groups), max_age_secs],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Range(format!("no such key: {name}")));
+            }
+            audit_in(&tx, AuditKind::KeyAdmin, None, &serde_json::json!({"key": name, "action": "policy", "groups": groups, "max_age_secs": max_age_secs}))?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn revoke_key(&self, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute("UPDATE keys SET revoked = 1 WHERE name = ?1", params![name])?;
+            if n == 0 {
+                return Err(StoreError::Range(format!("no such key: {name}")));
+            }
+            audit_in(&tx, AuditKind::KeyAdmin, None, &serde_json::json!({"key": name, "action": "revoke"}))?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     pub(super) async fn release(&self, owner: &str, host: &str, next_due: i64) -> Result<bool> {
         let (owner, host) = (owner.to_owned(), host.to_owned());
         self.run(move |c| {
@@ -651,6 +736,23 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+fn groups_json(groups: &[String]) -> String {
+    serde_json::to_string(groups).unwrap_or_else(|_| "[]".to_string())
+}
+
+fn key_row(r: &Row<'_>) -> Result<StoredKey> {
+    let groups: String = r.get(2)?;
+    Ok(StoredKey {
+        name: r.get(0)?,
+        sealed: r.get(1)?,
+        groups: serde_json::from_str(&groups)
+            .map_err(|e| StoreError::Corrupt(format!("key groups: {e}")))?,
+        max_age_secs: r.get(3)?,
+        revoked: r.get::<_, i64>(4)? != 0,
+        created: r.get(5)?,
+    })
 }
 
 fn open_blocking(path: &Path) -> Result<Connection> {
