@@ -666,10 +666,9 @@ pub use self::rsa_ek::*;
 mod rsa_ek {
     use alloc::vec::Vec;
 
-    use rsa::rand_core::{TryCryptoRng, TryRng};
-
     use super::*;
     use crate::public::strip_zeros;
+    use crate::rng::FixedRandom;
 
     /// The output of [`make_credential_rsa`]: what TPM2_MakeCredential returns.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -701,45 +700,6 @@ mod rsa_ek {
         }
     }
 
-    /// Caller-supplied randomness handed to the OAEP encoder, exactly once.
-    struct FixedRandom<'a>(&'a [u8]);
-
-    #[derive(Debug)]
-    struct Exhausted;
-
-    impl fmt::Display for Exhausted {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("caller-supplied randomness exhausted")
-        }
-    }
-
-    impl core::error::Error for Exhausted {}
-
-    impl TryRng for FixedRandom<'_> {
-        type Error = Exhausted;
-
-        fn try_next_u32(&mut self) -> core::result::Result<u32, Exhausted> {
-            let mut b = [0u8; 4];
-            self.try_fill_bytes(&mut b)?;
-            Ok(u32::from_le_bytes(b))
-        }
-
-        fn try_next_u64(&mut self) -> core::result::Result<u64, Exhausted> {
-            let mut b = [0u8; 8];
-            self.try_fill_bytes(&mut b)?;
-            Ok(u64::from_le_bytes(b))
-        }
-
-        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> core::result::Result<(), Exhausted> {
-            let (head, tail) = self.0.split_at_checked(dst.len()).ok_or(Exhausted)?;
-            dst.copy_from_slice(head);
-            self.0 = tail;
-            Ok(())
-        }
-    }
-
-    impl TryCryptoRng for FixedRandom<'_> {}
-
     /// RSA-OAEP with the key's nameAlg for both OAEP hash and MGF1, label "IDENTITY\0"
     /// (Part 1 Annex B.10.3).
     fn oaep_encrypt(
@@ -759,7 +719,7 @@ mod rsa_ek {
             .map_err(|_| CredentialError::UnsupportedKey)?;
         let key = rsa::PublicKey::new_with_size_limits(n, e, 1024..=4096)
             .map_err(|_| CredentialError::UnsupportedKey)?;
-        let mut rng = FixedRandom(random);
+        let mut rng = FixedRandom::new(random);
         let res = match name_alg {
             #[cfg(feature = "sha1")]
             HashAlg::Sha1 => key.encrypt(
@@ -787,7 +747,7 @@ mod rsa_ek {
             }
         };
         let ct = res.map_err(|_| CredentialError::Encryption)?;
-        if !rng.0.is_empty() {
+        if !rng.is_exhausted() {
             return Err(CredentialError::Encryption);
         }
         Ok(ct)

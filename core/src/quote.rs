@@ -166,37 +166,8 @@ impl Quote {
         ak: &AttestationKey<'_>,
         nonce: &[u8],
     ) -> Result<VerifiedQuote<'a>, QuoteError> {
-        let parsed = Attest::parse(attest).map_err(|e| match e.kind {
-            ErrorKind::BadMagic { found } => QuoteError::BadMagic { found },
-            _ => QuoteError::Attest(e),
-        })?;
+        let parsed = verify_attest_signature(backend, attest, sig, ak)?;
         let scheme = sig.scheme();
-        if let Some(public) = &ak.public {
-            if !public.attributes.is_restricted_signing() {
-                return Err(QuoteError::KeyNotRestrictedSigning {
-                    attributes: public.attributes.0,
-                });
-            }
-            if let Some(key_scheme) = public.scheme() {
-                if key_scheme != scheme {
-                    return Err(QuoteError::SchemeMismatch { signature: scheme });
-                }
-            }
-        }
-        let compatible = matches!(
-            (&ak.key, scheme),
-            (
-                PublicKey::Rsa { .. },
-                SigScheme::RsaSsa(_) | SigScheme::RsaPss(_)
-            ) | (PublicKey::Ecc { .. }, SigScheme::Ecdsa(_))
-        );
-        if !compatible {
-            return Err(QuoteError::SchemeMismatch { signature: scheme });
-        }
-        backend.verify(&ak.key, sig, attest).map_err(|e| match e {
-            SignatureError::SchemeMismatch => QuoteError::SchemeMismatch { signature: scheme },
-            other => other.into(),
-        })?;
         let info = match parsed.attested {
             crate::attest::Attested::Quote(q) if parsed.attest_type == st::ATTEST_QUOTE => q,
             _ => {
@@ -215,6 +186,50 @@ impl Quote {
             hash: scheme.hash(),
         })
     }
+}
+
+/// The checks every signed `TPMS_ATTEST` gets, whatever its type (a quote, a certification
+/// …), in order: the structure (and its magic), the attestation key's attributes (restricted
+/// signing) and scheme when it was given as a `TPMT_PUBLIC`, the signature's scheme against
+/// the key, and the signature over the `TPMS_ATTEST` bytes. Returns the parsed structure.
+pub fn verify_attest_signature<'a, V: SignatureVerifier + ?Sized>(
+    backend: &V,
+    attest: &'a [u8],
+    sig: &Signature<'_>,
+    ak: &AttestationKey<'_>,
+) -> Result<Attest<'a>, QuoteError> {
+    let parsed = Attest::parse(attest).map_err(|e| match e.kind {
+        ErrorKind::BadMagic { found } => QuoteError::BadMagic { found },
+        _ => QuoteError::Attest(e),
+    })?;
+    let scheme = sig.scheme();
+    if let Some(public) = &ak.public {
+        if !public.attributes.is_restricted_signing() {
+            return Err(QuoteError::KeyNotRestrictedSigning {
+                attributes: public.attributes.0,
+            });
+        }
+        if let Some(key_scheme) = public.scheme() {
+            if key_scheme != scheme {
+                return Err(QuoteError::SchemeMismatch { signature: scheme });
+            }
+        }
+    }
+    let compatible = matches!(
+        (&ak.key, scheme),
+        (
+            PublicKey::Rsa { .. },
+            SigScheme::RsaSsa(_) | SigScheme::RsaPss(_)
+        ) | (PublicKey::Ecc { .. }, SigScheme::Ecdsa(_))
+    );
+    if !compatible {
+        return Err(QuoteError::SchemeMismatch { signature: scheme });
+    }
+    backend.verify(&ak.key, sig, attest).map_err(|e| match e {
+        SignatureError::SchemeMismatch => QuoteError::SchemeMismatch { signature: scheme },
+        other => other.into(),
+    })?;
+    Ok(parsed)
 }
 
 /// A quote whose signature and nonce have been verified.

@@ -1001,3 +1001,116 @@ proptest! {
         let _ = command::get_capability(&mut buf, 1, 2, 3);
     }
 }
+
+// --- keys: Create, Load, Certify, RSA_Decrypt ------------------------------------------------
+
+#[test]
+fn key_command_bytes() {
+    use trustpool_core::tpm::BINDING_KEY_RSA2048;
+    // Certify: object and signing handles, two password sessions, nonce, TPM_ALG_NULL.
+    assert_eq!(
+        hex::encode(encode(|b| command::certify(
+            b,
+            0x8000_0001,
+            0x8000_0002,
+            &[0xab]
+        ))),
+        concat!(
+            "8002", "0000002d", "00000148", "80000001", "80000002", "00000012", "40000009", "0000",
+            "01", "0000", "40000009", "0000", "01", "0000", "0001ab", "0010"
+        )
+    );
+    // RSA_Decrypt: key, session, ciphertext, TPMT_RSA_DECRYPT { OAEP, SHA-256 }, label.
+    assert_eq!(
+        hex::encode(encode(|b| command::rsa_decrypt(
+            b,
+            0x8000_0003,
+            &[1, 2],
+            HashAlg::Sha256,
+            b"L\0"
+        ))),
+        concat!(
+            "8002", "00000027", "00000159", "80000003", "00000009", "40000009", "0000", "01",
+            "0000", "00020102", "0017", "000b", "00024c00"
+        )
+    );
+    // Load: parent, session, TPM2B_PRIVATE, TPM2B_PUBLIC.
+    assert_eq!(
+        hex::encode(encode(|b| command::load(b, 0x8000_0000, &[9, 9], &[7]))),
+        concat!(
+            "8002", "00000022", "00000157", "80000000", "00000009", "40000009", "0000", "01",
+            "0000", "00020909", "000107"
+        )
+    );
+    // Create: like CreatePrimary, with the parent's handle.
+    let c = encode(|b| command::create(b, 0x8000_0000, &BINDING_KEY_RSA2048));
+    assert_eq!(be32(&c, 6), cc::CREATE);
+    assert_eq!(be32(&c, 10), 0x8000_0000);
+    assert_eq!(&c[27..33], &[0, 4, 0, 0, 0, 0]);
+    assert_eq!(be16(&c, 33) as usize, BINDING_KEY_RSA2048.len());
+    assert_eq!(&c[35..35 + BINDING_KEY_RSA2048.len()], &BINDING_KEY_RSA2048);
+    assert_eq!(&c[c.len() - 6..], &[0, 0, 0, 0, 0, 0]);
+}
+
+#[test]
+fn key_templates() {
+    use trustpool_core::public::ObjectAttributes as A;
+    use trustpool_core::tpm::{
+        BINDING_KEY_ATTRIBUTES, BINDING_KEY_RSA2048, SRK_ATTRIBUTES, SRK_RSA2048,
+    };
+    let srk = Public::parse(&SRK_RSA2048).unwrap();
+    assert_eq!(srk.attributes.0, SRK_ATTRIBUTES);
+    assert!(srk
+        .attributes
+        .has(A::RESTRICTED | A::DECRYPT | A::FIXED_TPM | A::NO_DA));
+    assert!(!srk.attributes.has(A::SIGN_ENCRYPT));
+    // The binding key template leaves `unique` empty; give it a modulus to parse as a key.
+    let mut b = BINDING_KEY_RSA2048.to_vec();
+    b.truncate(b.len() - 2);
+    b.extend_from_slice(&tpm2b(&[0xc5; 256]));
+    let p = Public::parse(&b).unwrap();
+    assert_eq!(p.attributes.0, BINDING_KEY_ATTRIBUTES);
+    assert_eq!(
+        BINDING_KEY_ATTRIBUTES,
+        A::FIXED_TPM | A::FIXED_PARENT | A::SENSITIVE_DATA_ORIGIN | A::USER_WITH_AUTH | A::DECRYPT
+    );
+    assert_eq!(p.scheme(), None);
+}
+
+#[test]
+fn key_responses() {
+    // Create: outPrivate, outPublic, creationData, creationHash, creationTicket.
+    let mut public = trustpool_core::tpm::BINDING_KEY_RSA2048.to_vec();
+    public.truncate(public.len() - 2);
+    public.extend_from_slice(&tpm2b(&[0xc5; 256]));
+    let mut params = tpm2b(&[0x11; 40]);
+    params.extend_from_slice(&tpm2b(&public));
+    params.extend_from_slice(&tpm2b(&[0; 10]));
+    params.extend_from_slice(&tpm2b(&[0; 32]));
+    params.extend_from_slice(&[0x80, 0x21, 0x40, 0, 0, 1]);
+    params.extend_from_slice(&tpm2b(&[0; 32]));
+    let r = ok_sessions(None, &params);
+    let c = response::create(&r).unwrap();
+    assert_eq!(c.private, &tpm2b(&[0x11; 40])[..]);
+    assert_eq!(c.private_contents(), &[0x11; 40]);
+    assert_eq!(c.public, &tpm2b(&public)[..]);
+    assert_eq!(c.public_area.bytes, &public[..]);
+    // Trailing bytes are an error.
+    let mut long = params.clone();
+    long.push(0);
+    assert!(matches!(
+        response::create(&ok_sessions(None, &long)),
+        Err(Error::Response(_))
+    ));
+    // Load: handle and Name.
+    let l = ok_sessions(Some(0x8000_0004), &tpm2b(&[0, 0x0b, 1, 2]));
+    let l = response::load(&l).unwrap();
+    assert_eq!((l.handle, l.name), (0x8000_0004, &[0, 0x0b, 1, 2][..]));
+    // RSA_Decrypt: the message; an error code is the TPM's.
+    let m = ok_sessions(None, &tpm2b(&[5; 32]));
+    assert_eq!(response::rsa_decrypt(&m).unwrap(), &[5; 32]);
+    assert!(matches!(
+        response::rsa_decrypt(&error(0x084)),
+        Err(Error::Tpm(rc)) if rc.base() == code::VALUE
+    ));
+}

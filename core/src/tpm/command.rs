@@ -328,3 +328,90 @@ pub fn activate_credential(
         w.tpm2b(secret)
     })
 }
+
+/// Two empty password sessions (`authorizationSize` 18), for commands with two authorized
+/// handles.
+fn two_password_sessions(w: &mut Writer<'_>) -> Result<()> {
+    w.u32_be(18)?;
+    for _ in 0..2 {
+        w.u32_be(TPM_RS_PW)?;
+        w.u16_be(0)?;
+        w.u8(0x01)?;
+        w.u16_be(0)?;
+    }
+    Ok(())
+}
+
+/// TPM2_Create (Part 3 §12.1): a child object of the storage key `parent_handle` (authorized
+/// with an empty password) from `template`, a marshaled `TPMT_PUBLIC` (e.g.
+/// [`super::BINDING_KEY_RSA2048`]), with an empty `userAuth`, no sensitive data, no
+/// `outsideInfo` and no creation PCRs. The object is not loaded: see [`load`].
+pub fn create(buf: &mut [u8], parent_handle: u32, template: &[u8]) -> Result<usize> {
+    emit(buf, st::SESSIONS, cc::CREATE, |w| {
+        w.u32_be(parent_handle)?;
+        password_session(w)?;
+        // TPM2B_SENSITIVE_CREATE { TPMS_SENSITIVE_CREATE { userAuth: empty, data: empty } }
+        w.u16_be(4)?;
+        w.u16_be(0)?;
+        w.u16_be(0)?;
+        w.tpm2b(template)?;
+        // outsideInfo
+        w.u16_be(0)?;
+        // creationPCR
+        w.u32_be(0)
+    })
+}
+
+/// TPM2_Load (Part 3 §12.2) of an object made by TPM2_Create under `parent_handle` (empty
+/// password). `private` is the contents of its `TPM2B_PRIVATE` and `public` its `TPMT_PUBLIC`
+/// (the contents of the `TPM2B_PUBLIC`), both without their size fields.
+pub fn load(buf: &mut [u8], parent_handle: u32, private: &[u8], public: &[u8]) -> Result<usize> {
+    emit(buf, st::SESSIONS, cc::LOAD, |w| {
+        w.u32_be(parent_handle)?;
+        password_session(w)?;
+        w.tpm2b(private)?;
+        w.tpm2b(public)
+    })
+}
+
+/// TPM2_Certify (Part 3 §18.2): the TPM signs, with `sign_handle` (an AK), a
+/// `TPMS_ATTEST` of type `TPM_ST_ATTEST_CERTIFY` stating the Name of the loaded object
+/// `object_handle`, with `qualifyingData` = `nonce` and the signing key's own scheme
+/// (`inScheme` = `TPM_ALG_NULL`). Both handles are authorized with an empty password: the
+/// object in the ADMIN role (a key without `adminWithPolicy`), the AK in the USER role.
+pub fn certify(
+    buf: &mut [u8],
+    object_handle: u32,
+    sign_handle: u32,
+    nonce: &[u8],
+) -> Result<usize> {
+    emit(buf, st::SESSIONS, cc::CERTIFY, |w| {
+        w.u32_be(object_handle)?;
+        w.u32_be(sign_handle)?;
+        two_password_sessions(w)?;
+        w.tpm2b(nonce)?;
+        w.u16_be(crate::alg::id::NULL)
+    })
+}
+
+/// TPM2_RSA_Decrypt (Part 3 §14.2) of `ciphertext` with the loaded RSA decryption key
+/// `key_handle` (empty password), scheme RSAES-OAEP with `hash` for both the OAEP digest and
+/// MGF1, and OAEP label `label` (empty: no label; otherwise it must end with a zero byte,
+/// Part 1 Annex B.4, which the encrypting side includes in the label).
+pub fn rsa_decrypt(
+    buf: &mut [u8],
+    key_handle: u32,
+    ciphertext: &[u8],
+    hash: HashAlg,
+    label: &[u8],
+) -> Result<usize> {
+    emit(buf, st::SESSIONS, cc::RSA_DECRYPT, |w| {
+        w.u32_be(key_handle)?;
+        password_session(w)?;
+        w.tpm2b(ciphertext)?;
+        // inScheme: TPMT_RSA_DECRYPT { TPM_ALG_OAEP, hashAlg }
+        w.u16_be(crate::alg::id::OAEP)?;
+        w.u16_be(hash.id())?;
+        w.tpm2b(label)
+    })
+}

@@ -9,9 +9,9 @@ use super::command::{self, SessionType, StartupType};
 use super::properties::{TpmProperties, FIXED_PROPERTIES};
 use super::rc::code;
 use super::response::{
-    self, CapabilityData, CreatePrimaryResponse, GetCapabilityResponse, NvReadPublicResponse,
-    PcrReadResponse, PolicySecretResponse, QuoteResponse, ReadPublicResponse,
-    StartAuthSessionResponse,
+    self, CapabilityData, CertifyResponse, CreatePrimaryResponse, CreateResponse,
+    GetCapabilityResponse, LoadResponse, NvReadPublicResponse, PcrReadResponse,
+    PolicySecretResponse, QuoteResponse, ReadPublicResponse, StartAuthSessionResponse,
 };
 use super::{cap, pt, Error, Hierarchy, Transport, TransportError};
 
@@ -448,5 +448,52 @@ impl<T: Transport, B: AsMut<[u8]>> Tpm<T, B> {
             return Err(e);
         }
         Ok(session)
+    }
+
+    /// TPM2_Create (Part 3 §12.1) of a child of the storage key `parent` (e.g. a primary key
+    /// from [`super::SRK_RSA2048`]) from a `TPMT_PUBLIC` template (e.g.
+    /// [`super::BINDING_KEY_RSA2048`]). The object is returned, not loaded: see
+    /// [`Tpm::load`].
+    pub fn create(&mut self, parent: u32, template: &[u8]) -> Result<CreateResponse<'_>, Error> {
+        let rsp = self.run(|b| command::create(b, parent, template))?;
+        response::create(rsp)
+    }
+
+    /// TPM2_Load (Part 3 §12.2) under `parent` of an object made by TPM2_Create: `private`
+    /// the contents of its `TPM2B_PRIVATE`, `public` its `TPMT_PUBLIC` (no size fields).
+    /// Flush the handle when done with it.
+    pub fn load(
+        &mut self,
+        parent: u32,
+        private: &[u8],
+        public: &[u8],
+    ) -> Result<LoadResponse<'_>, Error> {
+        let rsp = self.run(|b| command::load(b, parent, private, public))?;
+        response::load(rsp)
+    }
+
+    /// TPM2_Certify (Part 3 §18.2): `sign_handle` (an AK) certifies the loaded object
+    /// `object_handle`, with `nonce` as `qualifyingData`, signed with the AK's own scheme.
+    pub fn certify(
+        &mut self,
+        object_handle: u32,
+        sign_handle: u32,
+        nonce: &[u8],
+    ) -> Result<CertifyResponse<'_>, Error> {
+        let rsp = self.run(|b| command::certify(b, object_handle, sign_handle, nonce))?;
+        response::certify(rsp)
+    }
+
+    /// TPM2_RSA_Decrypt (Part 3 §14.2) with RSAES-OAEP over `hash` and OAEP `label` (empty
+    /// for none): the plaintext.
+    pub fn rsa_decrypt(
+        &mut self,
+        key_handle: u32,
+        ciphertext: &[u8],
+        hash: HashAlg,
+        label: &[u8],
+    ) -> Result<&[u8], Error> {
+        let rsp = self.run(|b| command::rsa_decrypt(b, key_handle, ciphertext, hash, label))?;
+        response::rsa_decrypt(rsp)
     }
 }

@@ -29,6 +29,11 @@ pub const MAX_NV_BUFFER_SIZE: usize = 2048;
 pub const MAX_NV_PUBLIC_SIZE: usize = 2 + 4 + 2 + 4 + 2 + MAX_DIGEST_SIZE + 2;
 /// Largest `TPML_TAGGED_TPM_PROPERTY.count` (`MAX_TPM_PROPERTIES` for a 4 KiB response).
 pub const MAX_TPM_PROPERTIES: usize = 1024 / 8;
+/// Bound on a `TPM2B_PRIVATE` (`sizeof(_PRIVATE)`: integrity HMAC, IV and the encrypted
+/// sensitive area of the largest key, an RSA-4096 key with its CRT values).
+pub const MAX_PRIVATE_SIZE: usize = 2048;
+/// Bound on a `TPM2B_PUBLIC_KEY_RSA` (`MAX_RSA_KEY_BYTES`).
+pub const MAX_RSA_MESSAGE_SIZE: usize = crate::public::MAX_RSA_KEY_BYTES;
 /// Largest nonce or HMAC in a response session.
 const MAX_SESSION_BUFFER: usize = MAX_DIGEST_SIZE;
 
@@ -651,4 +656,110 @@ pub fn activate_credential(rsp: &[u8]) -> Result<&[u8]> {
         .map_err(Error::Response)?;
     finish(&b.params)?;
     Ok(cert_info)
+}
+
+/// TPM2_Create's response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateResponse<'a> {
+    /// `outPrivate` as a whole `TPM2B_PRIVATE` (size prefix included), as `tpm2_create -r`
+    /// writes it: the object's sensitive area, encrypted and integrity-protected by the parent.
+    pub private: &'a [u8],
+    /// `outPublic` as a whole `TPM2B_PUBLIC` (size prefix included), as `tpm2_create -u`
+    /// writes it.
+    pub public: &'a [u8],
+    /// The parsed `TPMT_PUBLIC`.
+    pub public_area: Public<'a>,
+}
+
+impl<'a> CreateResponse<'a> {
+    /// The contents of `outPrivate`, without its size field (what [`super::command::load`]
+    /// takes).
+    pub fn private_contents(&self) -> &'a [u8] {
+        self.private.get(2..).unwrap_or(&[])
+    }
+}
+
+/// TPM2_Create (Part 3 §12.1). `creationData`, `creationHash` and `creationTicket` are
+/// checked but not kept.
+pub fn create(rsp: &[u8]) -> Result<CreateResponse<'_>> {
+    let mut b = parse(rsp, 0, 1, "TPM2_Create response")?;
+    let r = &mut b.params;
+    let rest = r.rest();
+    let private = r
+        .tpm2b(MAX_PRIVATE_SIZE, "outPrivate")
+        .map_err(Error::Response)?;
+    let private = rest.get(..private.len().saturating_add(2)).unwrap_or(&[]);
+    let (public, public_area) = read_tpm2b_public(r, "outPublic")?;
+    r.tpm2b(MAX_CREATION_DATA_SIZE, "creationData")
+        .map_err(Error::Response)?;
+    r.tpm2b(MAX_DIGEST_SIZE, "creationHash")
+        .map_err(Error::Response)?;
+    r.u16_be("creationTicket.tag").map_err(Error::Response)?;
+    r.u32_be("creationTicket.hierarchy")
+        .map_err(Error::Response)?;
+    r.tpm2b(MAX_DIGEST_SIZE, "creationTicket.digest")
+        .map_err(Error::Response)?;
+    finish(r)?;
+    Ok(CreateResponse {
+        private,
+        public,
+        public_area,
+    })
+}
+
+/// TPM2_Load's response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadResponse<'a> {
+    /// The transient handle of the loaded object.
+    pub handle: u32,
+    /// The object's Name.
+    pub name: &'a [u8],
+}
+
+/// TPM2_Load (Part 3 §12.2).
+pub fn load(rsp: &[u8]) -> Result<LoadResponse<'_>> {
+    let mut b = parse(rsp, 1, 1, "TPM2_Load response")?;
+    let handle = b.handle.unwrap_or(0);
+    let name = b
+        .params
+        .tpm2b(MAX_NAME_SIZE, "name")
+        .map_err(Error::Response)?;
+    finish(&b.params)?;
+    Ok(LoadResponse { handle, name })
+}
+
+/// TPM2_Certify's response: the signed `TPMS_ATTEST` (of type `TPM_ST_ATTEST_CERTIFY`) and
+/// its `TPMT_SIGNATURE`, both checked. Same layout as [`QuoteResponse`].
+pub type CertifyResponse<'a> = QuoteResponse<'a>;
+
+/// TPM2_Certify (Part 3 §18.2). The response carries two sessions, one per authorized handle.
+pub fn certify(rsp: &[u8]) -> Result<CertifyResponse<'_>> {
+    let mut b = parse(rsp, 0, 2, "TPM2_Certify response")?;
+    let r = &mut b.params;
+    let attest = r
+        .tpm2b(MAX_ATTEST_SIZE, "certifyInfo")
+        .map_err(Error::Response)?;
+    let parsed = Attest::parse(attest).map_err(Error::Response)?;
+    let signature = r.rest();
+    let start = r.position();
+    Signature::read(r).map_err(Error::Response)?;
+    let len = r.position().saturating_sub(start);
+    finish(r)?;
+    Ok(QuoteResponse {
+        attest,
+        signature: signature.get(..len).unwrap_or(&[]),
+        parsed,
+    })
+}
+
+/// TPM2_RSA_Decrypt (Part 3 §14.2): `message`, the decrypted plaintext
+/// (`TPM2B_PUBLIC_KEY_RSA`).
+pub fn rsa_decrypt(rsp: &[u8]) -> Result<&[u8]> {
+    let mut b = parse(rsp, 0, 1, "TPM2_RSA_Decrypt response")?;
+    let message = b
+        .params
+        .tpm2b(MAX_RSA_MESSAGE_SIZE, "message")
+        .map_err(Error::Response)?;
+    finish(&b.params)?;
+    Ok(message)
 }

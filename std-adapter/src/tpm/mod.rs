@@ -377,6 +377,21 @@ pub struct Ek {
     pub template: EkTemplate,
 }
 
+/// A key made with TPM2_Create under the SRK ([`core_tpm::SRK_RSA2048`]) and loaded. Keep
+/// `public` and `private` to load it again later ([`TpmSession::load_binding_key`]): the
+/// private part is encrypted to the SRK, which the TPM re-creates from the owner seed, so
+/// only this TPM (until TPM2_Clear) can load it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingKey {
+    pub handle: u32,
+    /// `TPM2B_PUBLIC` (as `tpm2_create -u` writes it).
+    pub public: Vec<u8>,
+    /// `TPM2B_PRIVATE` (as `tpm2_create -r` writes it).
+    pub private: Vec<u8>,
+    /// The key's Name (nameAlg id ‖ digest of its `TPMT_PUBLIC`).
+    pub name: Vec<u8>,
+}
+
 /// One bank of `TPM_CAP_PCRS`.
 #[derive(Debug, Clone, Serialize)]
 pub struct BankInfo {
@@ -620,6 +635,121 @@ impl TpmSession {
         self.tpm
             .flush_context(handle)
             .map_err(cmd_err("TPM2_FlushContext"))
+    }
+
+    /// The storage root key: TPM2_CreatePrimary of [`core_tpm::SRK_RSA2048`] in the owner
+    /// hierarchy (the same key every time until TPM2_Clear). Flush it when done.
+    pub fn create_srk(&mut self) -> Result<u32, TpmError> {
+        Ok(self
+            .tpm
+            .create_primary(Hierarchy::Owner, &core_tpm::SRK_RSA2048)
+            .map_err(cmd_err("TPM2_CreatePrimary(SRK)"))?
+            .handle)
+    }
+
+    /// Create a key from `template` (a `TPMT_PUBLIC`) under the SRK and load it: TPM2_Create
+    /// and TPM2_Load; the SRK is flushed afterwards, the key stays loaded.
+    pub fn create_key(&mut self, template: &[u8]) -> Result<BindingKey, TpmError> {
+        let srk = self.create_srk()?;
+        let r = self.create_and_load(srk, template);
+        let flushed = self.flush(srk);
+        let key = r?;
+        flushed?;
+        Ok(key)
+    }
+
+    fn create_and_load(&mut self, srk: u32, template: &[u8]) -> Result<BindingKey, TpmError> {
+        let (public, private) = {
+            let c = self
+                .tpm
+                .create(srk, template)
+                .map_err(cmd_err("TPM2_Create"))?;
+            (c.public.to_vec(), c.private.to_vec())
+        };
+        self.load_under(srk, public, private)
+    }
+
+    fn load_under(
+        &mut self,
+        srk: u32,
+        public: Vec<u8>,
+        private: Vec<u8>,
+    ) -> Result<BindingKey, TpmError> {
+        let contents = |b: &[u8], what: &str| -> Result<Vec<u8>, TpmError> {
+            match b {
+                [hi, lo, rest @ ..]
+                    if usize::from(u16::from_be_bytes([*hi, *lo])) == rest.len() =>
+                {
+                    Ok(rest.to_vec())
+                }
+                _ => Err(TpmError::Input(format!(
+                    "{what}: not a TPM2B (size field and length disagree)"
+                ))),
+            }
+        };
+        let public_area = contents(&public, "TPM2B_PUBLIC")?;
+        let private_area = contents(&private, "TPM2B_PRIVATE")?;
+        let l = self
+            .tpm
+            .load(srk, &private_area, &public_area)
+            .map_err(cmd_err("TPM2_Load"))?;
+        Ok(BindingKey {
+            handle: l.handle,
+            name: l.name.to_vec(),
+            public,
+            private,
+        })
+    }
+
+    /// A binding key ([`core_tpm::BINDING_KEY_RSA2048`]: RSA 2048 decryption key, fixedTPM,
+    /// fixedParent, sensitiveDataOrigin) under the SRK, loaded.
+    pub fn create_binding_key(&mut self) -> Result<BindingKey, TpmError> {
+        self.create_key(&core_tpm::BINDING_KEY_RSA2048)
+    }
+
+    /// Load a key saved earlier (its `TPM2B_PUBLIC` and `TPM2B_PRIVATE`) under the SRK,
+    /// which is made again and flushed afterwards. A key made in another TPM (or before
+    /// TPM2_Clear) fails with `TPM_RC_INTEGRITY` (the parent's keys differ).
+    pub fn load_binding_key(
+        &mut self,
+        public: &[u8],
+        private: &[u8],
+    ) -> Result<BindingKey, TpmError> {
+        let srk = self.create_srk()?;
+        let r = self.load_under(srk, public.to_vec(), private.to_vec());
+        let flushed = self.flush(srk);
+        let key = r?;
+        flushed?;
+        Ok(key)
+    }
+
+    /// TPM2_Certify of a loaded key by the AK with `nonce`: (`TPMS_ATTEST`,
+    /// `TPMT_SIGNATURE`), for [`trustpool_core::certify::verify_certification`].
+    pub fn certify(
+        &mut self,
+        key: &BindingKey,
+        ak: &Ak,
+        nonce: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), TpmError> {
+        let c = self
+            .tpm
+            .certify(key.handle, ak.handle, nonce)
+            .map_err(cmd_err("TPM2_Certify"))?;
+        Ok((c.attest.to_vec(), c.signature.to_vec()))
+    }
+
+    /// TPM2_RSA_Decrypt with OAEP-SHA-256 and no label: unwrap what
+    /// [`trustpool_core::certify::wrap_rsa_oaep`] wrapped to this key.
+    pub fn rsa_decrypt(
+        &mut self,
+        key: &BindingKey,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, TpmError> {
+        Ok(self
+            .tpm
+            .rsa_decrypt(key.handle, ciphertext, HashAlg::Sha256, &[])
+            .map_err(cmd_err("TPM2_RSA_Decrypt"))?
+            .to_vec())
     }
 
     /// TPM2_Quote: (`TPMS_ATTEST`, `TPMT_SIGNATURE`).

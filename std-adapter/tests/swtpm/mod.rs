@@ -213,12 +213,25 @@ impl Swtpm {
 
     /// `initialized`: started with `--flags not-need-init,startup-clear`.
     pub fn start_with(initialized: bool) -> Swtpm {
-        let (template, _) = template_state();
+        Self::spawn(initialized, true)
+    }
+
+    /// A swtpm with an empty state: a TPM manufactured at start, with seeds of its own (no
+    /// EK made, no certificates). Every [`Swtpm::start`] copies one template state, so those
+    /// TPMs share their seeds: the same primary keys, and blobs of one load in the others.
+    pub fn start_blank() -> Swtpm {
+        Self::spawn(true, false)
+    }
+
+    fn spawn(initialized: bool, copy_template: bool) -> Swtpm {
         for _ in 0..10 {
             let dir = TempDir::new("swtpm");
-            for e in std::fs::read_dir(template).unwrap() {
-                let e = e.unwrap();
-                std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+            if copy_template {
+                let (template, _) = template_state();
+                for e in std::fs::read_dir(template).unwrap() {
+                    let e = e.unwrap();
+                    std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+                }
             }
             let port = free_port_pair();
             let mut c = Command::new("swtpm");
