@@ -60,7 +60,7 @@ enum Cmd {
     },
     /// The host agent: enroll with a registrar, then answer verifiers over mutual TLS with
     /// the Keylime agent API (2.1-2.6).
-    Agent(AgentArgs),
+    Agent(AgentCmdArgs),
     /// The attestation server: registrar, poller, PollHosts (Nova, oVirt), management API.
     Server {
         /// Configuration file (TOML; see docs/server.toml). Default /etc/trustpool/server.toml
@@ -307,6 +307,36 @@ fn mgmt(
         eprintln!("trustpool: server answered {code}");
         ExitCode::from(1)
     })
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct AgentCmdArgs {
+    #[command(subcommand)]
+    sub: Option<AgentSub>,
+    #[command(flatten)]
+    args: AgentArgs,
+}
+
+#[derive(Subcommand)]
+enum AgentSub {
+    /// Fetch a data key from a trustpool server: released only to a trusted host, wrapped to
+    /// a key inside this TPM and unwrapped there. Writes the raw key to --out or stdout
+    /// (e.g. `| cryptsetup open --key-file - …`).
+    FetchKey {
+        name: String,
+        /// The server's HTTPS address (host:port).
+        #[arg(long)]
+        server: String,
+        /// The server's certificate (pinned).
+        #[arg(long)]
+        server_cert: PathBuf,
+        /// Write the key here (mode 0600) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        args: AgentArgs,
+    },
 }
 
 #[derive(Args)]
@@ -1250,8 +1280,32 @@ fn main() -> ExitCode {
                 .with_writer(std::io::stderr)
                 .with_ansi(false)
                 .init();
-            trustpool::agent::run(a.config()?)?;
-            Ok(ExitCode::SUCCESS)
+            match a.sub {
+                None => {
+                    trustpool::agent::run(a.args.config()?)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(AgentSub::FetchKey {
+                    name,
+                    server,
+                    server_cert,
+                    out,
+                    args,
+                }) => {
+                    let pem = std::fs::read_to_string(&server_cert).map_err(|e| {
+                        anyhow::anyhow!("reading {}: {e}", server_cert.display())
+                    })?;
+                    let key = trustpool::agent::fetch_key(&args.config()?, &server, &pem, &name)?;
+                    match out {
+                        Some(p) => trustpool::agent::state::write_private(&p, &key)?,
+                        None => {
+                            use std::io::Write;
+                            std::io::stdout().write_all(&key)?;
+                        }
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
         })(),
         Cmd::Attest {
             t,

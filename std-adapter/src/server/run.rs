@@ -293,10 +293,17 @@ pub async fn serve(cfg: ServerConfig) -> Result<()> {
                     if let Ok(Ok(s)) =
                         tokio::time::timeout(Duration::from_secs(10), acc.accept(stream)).await
                     {
-                        serve_connection(server, s).await;
+                        // A client certificate, when one was presented (agents fetching keys).
+                        let peer = s
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .map(|c| c.as_ref().to_vec());
+                        serve_connection(server, s, peer).await;
                     }
                 }
-                None => serve_connection(server, stream).await,
+                None => serve_connection(server, stream, None).await,
             }
         });
     }
@@ -516,12 +523,16 @@ async fn key_request(server: &Server, name: &str, action: &str, peer: Option<&[u
             })
         })
         .ok_or((403, "the client certificate is not a registered agent's".to_string()))?;
-    let refuse = |code: u16, reason: String| async move {
-        let _ = server
-            .store
-            .audit(store::AuditKind::KeyRefused, Some(&host.name), &json!({"key": name, "reason": reason}))
-            .await;
-        Err::<Value, _>((code, reason))
+    let host_name = host.name.clone();
+    let refuse = |code: u16, reason: String| {
+        let host_name = host_name.clone();
+        async move {
+            let _ = server
+                .store
+                .audit(store::AuditKind::KeyRefused, Some(&host_name), &json!({"key": name, "reason": reason}))
+                .await;
+            Err::<Value, _>((code, reason))
+        }
     };
     let key = match server.store.get_key(name).await.map_err(db)? {
         Some(k) => k,
@@ -961,10 +972,10 @@ async fn poll_one(server: &Server, h: store::HostToPoll) -> Result<()> {
     let interval =
         i64::try_from(server.cfg.poll_interval_secs.saturating_mul(1000)).unwrap_or(30_000);
     let (Some(aik), Some(cert), true) = (&host.aik_tpm, &host.mtls_cert, host.activated) else {
-        // Not enrolled yet: look again later.
+        // Not enrolled yet: look again soon.
         server
             .store
-            .release(&server.replica, &host.name, now + interval)
+            .release(&server.replica, &host.name, now + interval.min(2_000))
             .await?;
         return Ok(());
     };
