@@ -3,7 +3,8 @@
 //! Modules follow the formats they implement: [`codec`] (checked cursor), [`alg`]
 //! (`TPM_ALG_ID`, hashing), [`attest`] (`TPMS_ATTEST`), [`signature`] (`TPMT_SIGNATURE` and
 //! verification backends), [`public`] (`TPMT_PUBLIC`, SPKI), [`pcr`] (selections and values),
-//! [`quote`] (quote verification), [`eventlog`] (TCG PC Client firmware event logs: parsing,
+//! [`quote`] (quote verification), [`certify`] (TPM2_Certify of binding keys, wrapping data
+//! keys to them), [`eventlog`] (TCG PC Client firmware event logs: parsing,
 //! replay, comparison with quotes, decoding).
 #![no_std]
 #![forbid(unsafe_code)]

@@ -266,7 +266,9 @@ fn keys_that_are_not_binding_keys_are_refused() {
     s.flush(ak.handle).unwrap();
 }
 
-/// µs per `verify_certification` + `wrap_rsa_oaep` (run with `--release -- --ignored`).
+/// µs per `verify_certification` + `wrap_rsa_oaep` (run with `--release -- --ignored
+/// --nocapture`). On the 2-core development VM: RSA AK 73 µs (RustCrypto) / 22 µs (ring),
+/// ECC AK 274 / 53 µs, plus 73 µs for the RSA 2048 wrap (RustCrypto either way).
 #[test]
 #[ignore]
 fn timing_verify_and_wrap() {
