@@ -60,7 +60,7 @@ enum Cmd {
     },
     /// The host agent: enroll with a registrar, then answer verifiers over mutual TLS with
     /// the Keylime agent API (2.1-2.6).
-    Agent(AgentCmdArgs),
+    Agent(Box<AgentCmdArgs>),
     /// The attestation server: registrar, poller, PollHosts (Nova, oVirt), management API.
     Server {
         /// Configuration file (TOML; see docs/server.toml). Default /etc/trustpool/server.toml
@@ -74,6 +74,9 @@ enum Cmd {
     /// Host groups of a trustpool server.
     #[command(subcommand)]
     Groups(GroupsCmd),
+    /// Named data keys of a trustpool server's key provider.
+    #[command(subcommand)]
+    Keys(KeysCmd),
     /// A host's latest verdict (with --history N, its last N).
     Results {
         host: String,
@@ -149,6 +152,41 @@ enum HostsCmd {
         m: MgmtArgs,
     },
     Remove {
+        name: String,
+        #[command(flatten)]
+        m: MgmtArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Make a new AES-256 data key (random, sealed under the server's master key), released
+    /// only to trusted hosts of GROUPS whose verdict is at most MAX_AGE seconds old.
+    Create {
+        name: String,
+        #[arg(long, value_delimiter = ',', required = true)]
+        groups: Vec<String>,
+        #[arg(long, default_value_t = 300)]
+        max_age: i64,
+        #[command(flatten)]
+        m: MgmtArgs,
+    },
+    List {
+        #[command(flatten)]
+        m: MgmtArgs,
+    },
+    /// Change who may receive a key.
+    Policy {
+        name: String,
+        #[arg(long, value_delimiter = ',', required = true)]
+        groups: Vec<String>,
+        #[arg(long, default_value_t = 300)]
+        max_age: i64,
+        #[command(flatten)]
+        m: MgmtArgs,
+    },
+    /// Never release this key again.
+    Revoke {
         name: String,
         #[command(flatten)]
         m: MgmtArgs,
@@ -1260,6 +1298,36 @@ fn main() -> ExitCode {
                 Some(text.into()),
             )
         })(),
+        Cmd::Keys(KeysCmd::Create {
+            name,
+            groups,
+            max_age,
+            m,
+        }) => {
+            let body = serde_json::json!({"name": name, "groups": groups, "max_age_secs": max_age});
+            mgmt(&m, "POST", "/v1/keys", Some(body.to_string().into()))
+        }
+        Cmd::Keys(KeysCmd::List { m }) => mgmt(&m, "GET", "/v1/keys", None),
+        Cmd::Keys(KeysCmd::Policy {
+            name,
+            groups,
+            max_age,
+            m,
+        }) => {
+            let body = serde_json::json!({"groups": groups, "max_age_secs": max_age});
+            mgmt(
+                &m,
+                "PUT",
+                &format!("/v1/keys/{}/policy", path_segment(&name)),
+                Some(body.to_string().into()),
+            )
+        }
+        Cmd::Keys(KeysCmd::Revoke { name, m }) => mgmt(
+            &m,
+            "POST",
+            &format!("/v1/keys/{}/revoke", path_segment(&name)),
+            None,
+        ),
         Cmd::Results { host, history, m } => mgmt(
             &m,
             "GET",
@@ -1292,9 +1360,8 @@ fn main() -> ExitCode {
                     out,
                     args,
                 }) => {
-                    let pem = std::fs::read_to_string(&server_cert).map_err(|e| {
-                        anyhow::anyhow!("reading {}: {e}", server_cert.display())
-                    })?;
+                    let pem = std::fs::read_to_string(&server_cert)
+                        .map_err(|e| anyhow::anyhow!("reading {}: {e}", server_cert.display()))?;
                     let key = trustpool::agent::fetch_key(&args.config()?, &server, &pem, &name)?;
                     match out {
                         Some(p) => trustpool::agent::state::write_private(&p, &key)?,

@@ -48,7 +48,11 @@ impl Drop for Proc {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_port(port: u16) {
@@ -89,7 +93,14 @@ fn start_agent(cfg: &Path, port: u16) -> Proc {
 /// `trustpool agent fetch-key`: (exit code, key bytes, stderr).
 fn fetch_key(cfg: &Path, addr: &str, cert: &Path, name: &str) -> (i32, Vec<u8>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_trustpool"))
-        .args(["agent", "fetch-key", name, "--server", addr, "--server-cert"])
+        .args([
+            "agent",
+            "fetch-key",
+            name,
+            "--server",
+            addr,
+            "--server-cert",
+        ])
         .arg(cert)
         .arg("--config")
         .arg(cfg)
@@ -104,8 +115,13 @@ fn fetch_key(cfg: &Path, addr: &str, cert: &Path, name: &str) -> (i32, Vec<u8>, 
 
 fn server(dir: &Path, master: bool) -> (u16, u16) {
     let (port, reg) = (free_port(), free_port());
+    std::fs::create_dir_all(dir).unwrap();
     let key_file = dir.join("master.key");
-    std::fs::write(&key_file, "4242424242424242424242424242424242424242424242424242424242424242\n").unwrap();
+    std::fs::write(
+        &key_file,
+        "4242424242424242424242424242424242424242424242424242424242424242\n",
+    )
+    .unwrap();
     let cfg = ServerConfig {
         listen: format!("127.0.0.1:{port}"),
         registrar_listen: format!("127.0.0.1:{reg}"),
@@ -142,8 +158,16 @@ fn keys_go_only_to_trusted_hosts_and_only_into_their_tpm() {
     let rt = tokio::runtime::Runtime::new().unwrap();
 
     let hosts = [
-        ("vault-good", "bbbbbbbb-0000-4000-8000-000000000001", "secure"),
-        ("vault-bad", "bbbbbbbb-0000-4000-8000-000000000002", "secure"),
+        (
+            "vault-good",
+            "bbbbbbbb-0000-4000-8000-000000000001",
+            "secure",
+        ),
+        (
+            "vault-bad",
+            "bbbbbbbb-0000-4000-8000-000000000002",
+            "secure",
+        ),
         ("web-1", "bbbbbbbb-0000-4000-8000-000000000003", "other"),
     ];
     let ports: Vec<u16> = hosts.iter().map(|_| free_port()).collect();
@@ -171,7 +195,11 @@ fn keys_go_only_to_trusted_hosts_and_only_into_their_tpm() {
     {
         // The bad host's PCR 7 holds something the whitelist does not know.
         let mut s = tpms[1].session();
-        s.extend(7, &[Digest::from_slice(HashAlg::Sha256, &[0x5a; 32]).unwrap()]).unwrap();
+        s.extend(
+            7,
+            &[Digest::from_slice(HashAlg::Sha256, &[0x5a; 32]).unwrap()],
+        )
+        .unwrap();
     }
     let cfgs: Vec<PathBuf> = hosts
         .iter()
@@ -179,7 +207,11 @@ fn keys_go_only_to_trusted_hosts_and_only_into_their_tpm() {
         .zip(&tpms)
         .map(|(((_, uuid, _), p), t)| agent_config(dir.path(), t, uuid, *p, reg, &ca))
         .collect();
-    let agents: Vec<Proc> = cfgs.iter().zip(&ports).map(|(c, p)| start_agent(c, *p)).collect();
+    let agents: Vec<Proc> = cfgs
+        .iter()
+        .zip(&ports)
+        .map(|(c, p)| start_agent(c, *p))
+        .collect();
     // One poll each (the interval is an hour): trusted, untrusted, trusted.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -202,9 +234,17 @@ fn keys_go_only_to_trusted_hosts_and_only_into_their_tpm() {
 
     // The data key, as sealed in the database (for comparison only).
     let expected = rt.block_on(async {
-        let store = trustpool::server::store::Store::open(&format!("sqlite://{}", sdir.join("trustpool.db").display())).await.unwrap();
+        let store = trustpool::server::store::Store::open(&format!(
+            "sqlite://{}",
+            sdir.join("trustpool.db").display()
+        ))
+        .await
+        .unwrap();
         let k = store.get_key("disk-1").await.unwrap().unwrap();
-        let m = trustpool::server::keys::MasterKey::from_material(b"4242424242424242424242424242424242424242424242424242424242424242").unwrap();
+        let m = trustpool::server::keys::MasterKey::from_material(
+            b"4242424242424242424242424242424242424242424242424242424242424242",
+        )
+        .unwrap();
         m.open("disk-1", &k.sealed).unwrap()
     });
     assert_eq!(expected.len(), 32);
@@ -218,18 +258,26 @@ fn keys_go_only_to_trusted_hosts_and_only_into_their_tpm() {
 
     let (code, _, err) = fetch_key(&cfgs[1], &addr, &cert_path, "disk-1");
     assert_eq!(code, 2);
-    assert!(err.contains("403") && err.contains("latest verdict is untrusted"), "{err}");
+    assert!(
+        err.contains("403") && err.contains("latest verdict is untrusted"),
+        "{err}"
+    );
     let (code, _, err) = fetch_key(&cfgs[2], &addr, &cert_path, "disk-1");
-    assert!(code == 2 && err.contains("host group other may not receive key disk-1"), "{err}");
+    assert!(
+        code == 2 && err.contains("host group other may not receive key disk-1"),
+        "{err}"
+    );
     let (code, _, err) = fetch_key(&cfgs[0], &addr, &cert_path, "disk-9");
     assert!(code == 2 && err.contains("no such key: disk-9"), "{err}");
 
     // The binding key cannot be loaded in another TPM: the wrapped key is useless elsewhere.
+    // (A freshly made TPM: the harness's other swtpms share one template state, seeds included.)
     {
         let state = dir.path().join(hosts[0].1);
         let public = std::fs::read(state.join("binding-key.pub")).unwrap();
         let private = std::fs::read(state.join("binding-key.priv")).unwrap();
-        let mut other = tpms[2].session();
+        let blank = Swtpm::start_blank();
+        let mut other = blank.session();
         let e = other.load_binding_key(&public, &private).unwrap_err();
         assert!(e.to_string().contains("TPM_RC_INTEGRITY"), "{e}");
     }
@@ -239,38 +287,79 @@ fn keys_go_only_to_trusted_hosts_and_only_into_their_tpm() {
         let state = dir.path().join(hosts[0].1);
         let agent_cert = std::fs::read_to_string(state.join("tls-cert.pem")).unwrap();
         let agent_key = std::fs::read_to_string(state.join("tls-key.pem")).unwrap();
-        let c = AgentClient::new(&addr, &cert, &agent_cert, &agent_key, Duration::from_secs(30)).unwrap();
-        let (code, v) = rt.block_on(c.request("POST", "/v1/keys/disk-1/challenge", Some(&json!({})))).unwrap();
+        let c = AgentClient::new(
+            &addr,
+            &cert,
+            &agent_cert,
+            &agent_key,
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        let (code, v) = rt
+            .block_on(c.request("POST", "/v1/keys/disk-1/challenge", Some(&json!({}))))
+            .unwrap();
         assert_eq!(code, 200, "{v}");
         let nonce = v["nonce"].as_str().unwrap().to_string();
         let mut s = tpms[0].session();
-        let other_ak = s.create_ak(AkTemplate::EccP256, Hierarchy::Endorsement).unwrap();
+        s.flush_transient().unwrap();
+        let other_ak = s
+            .create_ak(AkTemplate::EccP256, Hierarchy::Endorsement)
+            .unwrap();
         let bk = s.create_binding_key().unwrap();
         let (attest, sig) = s.certify(&bk, &other_ak, nonce.as_bytes()).unwrap();
         let b64 = base64::engine::general_purpose::STANDARD;
         let body = json!({"nonce": nonce, "key_public": b64.encode(&bk.public), "certify_attest": b64.encode(attest), "certify_signature": b64.encode(sig)});
-        let (code, v) = rt.block_on(c.request("POST", "/v1/keys/disk-1/release", Some(&body))).unwrap();
+        let (code, v) = rt
+            .block_on(c.request("POST", "/v1/keys/disk-1/release", Some(&body)))
+            .unwrap();
         assert_eq!(code, 403, "{v}");
-        assert!(v["error"].as_str().unwrap().starts_with("certification refused"), "{v}");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("certification refused"),
+            "{v}"
+        );
         s.flush(bk.handle).unwrap();
         s.flush(other_ak.handle).unwrap();
         // No client certificate at all: 401.
         let anon = AgentClient::management(&addr, &cert, "-", Duration::from_secs(10)).unwrap();
-        let (code, _) = rt.block_on(anon.request("POST", "/v1/keys/disk-1/challenge", Some(&json!({})))).unwrap();
+        let (code, _) = rt
+            .block_on(anon.request("POST", "/v1/keys/disk-1/challenge", Some(&json!({}))))
+            .unwrap();
         assert_eq!(code, 401);
     }
 
     // A stale verdict, then a revoked key.
     rt.block_on(async {
-        let (c, _) = api.request("PUT", "/v1/keys/disk-1/policy", Some(&json!({"groups": ["secure"], "max_age_secs": 0}))).await.unwrap();
+        let (c, _) = api
+            .request(
+                "PUT",
+                "/v1/keys/disk-1/policy",
+                Some(&json!({"groups": ["secure"], "max_age_secs": 0})),
+            )
+            .await
+            .unwrap();
         assert_eq!(c, 200);
     });
     std::thread::sleep(Duration::from_millis(1100));
     let (code, _, err) = fetch_key(&cfgs[0], &addr, &cert_path, "disk-1");
-    assert!(code == 2 && err.contains("s old, more than the key's 0 s"), "{err}");
+    assert!(
+        code == 2 && err.contains("s old, more than the key's 0 s"),
+        "{err}"
+    );
     rt.block_on(async {
-        api.request("PUT", "/v1/keys/disk-1/policy", Some(&json!({"groups": ["secure"], "max_age_secs": 3600}))).await.unwrap();
-        let (c, _) = api.request("POST", "/v1/keys/disk-1/revoke", None).await.unwrap();
+        api.request(
+            "PUT",
+            "/v1/keys/disk-1/policy",
+            Some(&json!({"groups": ["secure"], "max_age_secs": 3600})),
+        )
+        .await
+        .unwrap();
+        let (c, _) = api
+            .request("POST", "/v1/keys/disk-1/revoke", None)
+            .await
+            .unwrap();
         assert_eq!(c, 200);
     });
     let (code, _, err) = fetch_key(&cfgs[0], &addr, &cert_path, "disk-1");
@@ -279,9 +368,21 @@ fn keys_go_only_to_trusted_hosts_and_only_into_their_tpm() {
     // Every release and refusal is audited.
     rt.block_on(async {
         let (_, v) = api.get("/v1/audit").await.unwrap();
-        let kinds: Vec<&str> = v["audit"].as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap()).collect();
-        assert_eq!(kinds.iter().filter(|k| **k == "key-release").count(), 2, "{kinds:?}");
-        assert!(kinds.iter().filter(|k| **k == "key-refused").count() >= 6, "{kinds:?}");
+        let kinds: Vec<&str> = v["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "key-release").count(),
+            2,
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.iter().filter(|k| **k == "key-refused").count() >= 6,
+            "{kinds:?}"
+        );
     });
 }
 
@@ -296,16 +397,30 @@ fn without_a_master_key_the_key_service_refuses_and_the_rest_runs() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (c, v): (u16, Value) = api
-            .request("POST", "/v1/keys", Some(&json!({"name": "k", "groups": ["g"]})))
+            .request(
+                "POST",
+                "/v1/keys",
+                Some(&json!({"name": "k", "groups": ["g"]})),
+            )
             .await
             .unwrap();
         assert_eq!(c, 503);
         assert_eq!(v["error"], "key service off: no master key");
-        let (c, v) = api.request("POST", "/v1/keys/k/challenge", Some(&json!({}))).await.unwrap();
-        assert_eq!(c, 503);
-        assert!(v["error"].as_str().unwrap().contains("the server has no master key"));
         let (c, v) = api
-            .request_raw("POST", "/AttestationService/resources/PollHosts", r#"{"hosts":["x"]}"#.into())
+            .request("POST", "/v1/keys/k/challenge", Some(&json!({})))
+            .await
+            .unwrap();
+        assert_eq!(c, 503);
+        assert!(v["error"]
+            .as_str()
+            .unwrap()
+            .contains("the server has no master key"));
+        let (c, v) = api
+            .request_raw(
+                "POST",
+                "/AttestationService/resources/PollHosts",
+                r#"{"hosts":["x"]}"#.into(),
+            )
             .await
             .unwrap();
         assert_eq!(c, 200);

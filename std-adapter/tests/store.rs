@@ -297,7 +297,8 @@ on_both!(
     policies,
     verdicts,
     leasing,
-    survives_reopening
+    survives_reopening,
+    keys_are_kept_with_their_policy
 );
 
 // --- helpers -----------------------------------------------------------------------------
@@ -942,7 +943,7 @@ async fn leasing(db: &Db) {
 async fn survives_reopening(db: &Db) {
     let id = {
         let store = db.open().await;
-        assert_eq!(store.schema_version().await.unwrap(), 1);
+        assert_eq!(store.schema_version().await.unwrap(), 2);
         store.add_group("g").await.unwrap();
         store.set_policy("g", "x", b"c", "dd").await.unwrap();
         store.add_host(&new_host("kept", "g", 1)).await.unwrap();
@@ -961,7 +962,7 @@ async fn survives_reopening(db: &Db) {
     // Opening again (twice: migrations are idempotent) finds everything.
     for _ in 0..2 {
         let store = db.open().await;
-        assert_eq!(store.schema_version().await.unwrap(), 1);
+        assert_eq!(store.schema_version().await.unwrap(), 2);
         assert_eq!(store.current_policy("g").await.unwrap().unwrap().version, 1);
         let h = store.get_host("kept").await.unwrap().unwrap();
         assert_eq!(h.state, RegState::Registered);
@@ -1159,4 +1160,62 @@ async fn measure_latest_verdicts_postgres() {
     if let Some(db) = Db::postgres().await {
         measure(&db).await;
     }
+}
+
+async fn keys_are_kept_with_their_policy(db: &Db) {
+    use trustpool::server::store::{AuditKind, StoredKey};
+    let store = db.open().await;
+    let k = StoredKey {
+        name: "disk-1".into(),
+        sealed: vec![1, 2, 3],
+        groups: vec!["a".into(), "b".into()],
+        max_age_secs: 60,
+        revoked: false,
+        created: 0,
+    };
+    store.create_key(&k).await.unwrap();
+    assert!(store.create_key(&k).await.is_err(), "a name is unique");
+    let got = store.get_key("disk-1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            got.sealed.as_slice(),
+            got.groups.clone(),
+            got.max_age_secs,
+            got.revoked
+        ),
+        (
+            &[1u8, 2, 3][..],
+            vec!["a".to_string(), "b".to_string()],
+            60,
+            false
+        )
+    );
+    store
+        .set_key_policy("disk-1", &["c".to_string()], 5)
+        .await
+        .unwrap();
+    store.revoke_key("disk-1").await.unwrap();
+    let got = store.get_key("disk-1").await.unwrap().unwrap();
+    assert_eq!(
+        (got.groups, got.max_age_secs, got.revoked),
+        (vec!["c".to_string()], 5, true)
+    );
+    assert!(store.revoke_key("nope").await.is_err());
+    assert_eq!(store.list_keys().await.unwrap().len(), 1);
+    assert!(store.get_key("nope").await.unwrap().is_none());
+    let admin = store
+        .audit_log(
+            &trustpool::server::store::AuditFilter {
+                kind: Some(AuditKind::KeyAdmin),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    let actions: Vec<&str> = admin
+        .iter()
+        .map(|a| a.detail["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["revoke", "policy", "create"]);
 }

@@ -163,7 +163,12 @@ pub fn run(cfg: AgentConfig) -> Result<()> {
 /// key comes wrapped to a binding key inside this TPM (fixedTPM, fixedParent, certified by the
 /// AK with the server's nonce) and is unwrapped here by TPM2_RSA_Decrypt: it exists in the
 /// clear only in this process. The binding key is made once and kept in the state directory.
-pub fn fetch_key(cfg: &AgentConfig, server: &str, server_cert_pem: &str, name: &str) -> Result<Vec<u8>> {
+pub fn fetch_key(
+    cfg: &AgentConfig,
+    server: &str,
+    server_cert_pem: &str,
+    name: &str,
+) -> Result<Vec<u8>> {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let (ak_t, _, _) = templates(cfg)?;
@@ -172,13 +177,22 @@ pub fn fetch_key(cfg: &AgentConfig, server: &str, server_cert_pem: &str, name: &
         (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
         _ => None,
     };
-    let state = state::AgentState::load_or_create(&cfg.state_dir, cfg.uuid.as_deref(), tls_files, &contact_ip)?;
-    let mut session = TpmSession::open(&cfg.tpm).with_context(|| format!("opening TPM {}", cfg.tpm))?;
+    let state = state::AgentState::load_or_create(
+        &cfg.state_dir,
+        cfg.uuid.as_deref(),
+        tls_files,
+        &contact_ip,
+    )?;
+    let mut session =
+        TpmSession::open(&cfg.tpm).with_context(|| format!("opening TPM {}", cfg.tpm))?;
     if !matches!(session.uri(), crate::tpm::TpmUri::Device(_)) {
         session.flush_transient()?;
     }
     let ak = session.create_ak(ak_t, trustpool_core::tpm::Hierarchy::Endorsement)?;
-    let (pub_path, priv_path) = (cfg.state_dir.join("binding-key.pub"), cfg.state_dir.join("binding-key.priv"));
+    let (pub_path, priv_path) = (
+        cfg.state_dir.join("binding-key.pub"),
+        cfg.state_dir.join("binding-key.priv"),
+    );
     let key = match (std::fs::read(&pub_path), std::fs::read(&priv_path)) {
         (Ok(p), Ok(s)) => session.load_binding_key(&p, &s)?,
         _ => {
@@ -188,42 +202,54 @@ pub fn fetch_key(cfg: &AgentConfig, server: &str, server_cert_pem: &str, name: &
             k
         }
     };
-    let client = client::AgentClient::new(
-        server,
-        server_cert_pem,
-        &state.tls_cert_pem,
-        &state.tls_key_pem,
-        Duration::from_secs(30),
-    )?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let path = |action: &str| format!("/v1/keys/{}/{action}", key_path_segment(name));
-    let (code, v) = rt.block_on(client.request("POST", &path("challenge"), Some(&serde_json::json!({}))))?;
-    if code != 200 {
-        bail!("server refused ({code}): {}", v.get("error").and_then(|e| e.as_str()).unwrap_or("?"));
-    }
-    let nonce = v
-        .get("nonce")
-        .and_then(|n| n.as_str())
-        .ok_or_else(|| anyhow!("the server's challenge has no nonce"))?
-        .to_string();
-    let (attest, signature) = session.certify(&key, &ak, nonce.as_bytes())?;
-    let body = serde_json::json!({
-        "nonce": nonce,
-        "key_public": b64.encode(&key.public),
-        "certify_attest": b64.encode(&attest),
-        "certify_signature": b64.encode(&signature),
-    });
-    let (code, v) = rt.block_on(client.request("POST", &path("release"), Some(&body)))?;
-    if code != 200 {
-        bail!("server refused ({code}): {}", v.get("error").and_then(|e| e.as_str()).unwrap_or("?"));
-    }
-    let wrapped = b64
-        .decode(v.get("wrapped_key").and_then(|w| w.as_str()).unwrap_or(""))
-        .map_err(|e| anyhow!("wrapped_key is not base64: {e}"))?;
-    let data = session.rsa_decrypt(&key, &wrapped)?;
+    let r = (|| -> Result<Vec<u8>> {
+        let client = client::AgentClient::new(
+            server,
+            server_cert_pem,
+            &state.tls_cert_pem,
+            &state.tls_key_pem,
+            Duration::from_secs(30),
+        )?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let path = |action: &str| format!("/v1/keys/{}/{action}", key_path_segment(name));
+        let (code, v) =
+            rt.block_on(client.request("POST", &path("challenge"), Some(&serde_json::json!({}))))?;
+        if code != 200 {
+            bail!(
+                "server refused ({code}): {}",
+                v.get("error").and_then(|e| e.as_str()).unwrap_or("?")
+            );
+        }
+        let nonce = v
+            .get("nonce")
+            .and_then(|n| n.as_str())
+            .ok_or_else(|| anyhow!("the server's challenge has no nonce"))?
+            .to_string();
+        let (attest, signature) = session.certify(&key, &ak, nonce.as_bytes())?;
+        let body = serde_json::json!({
+            "nonce": nonce,
+            "key_public": b64.encode(&key.public),
+            "certify_attest": b64.encode(&attest),
+            "certify_signature": b64.encode(&signature),
+        });
+        let (code, v) = rt.block_on(client.request("POST", &path("release"), Some(&body)))?;
+        if code != 200 {
+            bail!(
+                "server refused ({code}): {}",
+                v.get("error").and_then(|e| e.as_str()).unwrap_or("?")
+            );
+        }
+        let wrapped = b64
+            .decode(v.get("wrapped_key").and_then(|w| w.as_str()).unwrap_or(""))
+            .map_err(|e| anyhow!("wrapped_key is not base64: {e}"))?;
+        Ok(session.rsa_decrypt(&key, &wrapped)?)
+    })();
+    // Whatever happened, nothing stays loaded in the TPM.
     let _ = session.flush(key.handle);
     let _ = session.flush(ak.handle);
-    Ok(data)
+    r
 }
 
 fn key_path_segment(s: &str) -> String {

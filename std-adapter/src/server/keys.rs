@@ -49,7 +49,8 @@ impl MasterKey {
         if raw.len() != 32 {
             bail!("master key must be 32 bytes (AES-256), not {}", raw.len());
         }
-        let key = UnboundKey::new(&AES_256_GCM, &raw).map_err(|_| anyhow!("master key rejected"))?;
+        let key =
+            UnboundKey::new(&AES_256_GCM, &raw).map_err(|_| anyhow!("master key rejected"))?;
         Ok(MasterKey {
             key: LessSafeKey::new(key),
         })
@@ -96,9 +97,14 @@ mod tests {
     #[test]
     fn seal_open() {
         let m = MasterKey::from_material(&[7u8; 32]).unwrap();
-        let s = m.seal("disk-1", b"0123456789abcdef0123456789abcdef").unwrap();
+        let s = m
+            .seal("disk-1", b"0123456789abcdef0123456789abcdef")
+            .unwrap();
         assert_eq!(s.len(), 12 + 32 + 16);
-        assert_eq!(m.open("disk-1", &s).unwrap(), b"0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            m.open("disk-1", &s).unwrap(),
+            b"0123456789abcdef0123456789abcdef"
+        );
         assert!(m.open("disk-2", &s).is_err());
         let mut t = s.clone();
         t[20] ^= 1;
@@ -205,10 +211,17 @@ pub struct ReleaseRequest {
     pub certify_signature: String,
 }
 
+/// A release body with its base64 fields decoded: (request, key public, attest, signature).
+pub type Release = (ReleaseRequest, Vec<u8>, Vec<u8>, Vec<u8>);
+
 /// Parse a release body (bounded by the caller).
-pub fn parse_release(body: &[u8]) -> Result<(ReleaseRequest, Vec<u8>, Vec<u8>, Vec<u8>), Refusal> {
-    let r: ReleaseRequest = serde_json::from_slice(body)
-        .map_err(|e| (400, format!("release request is not the expected JSON: {e}")))?;
+pub fn parse_release(body: &[u8]) -> Result<Release, Refusal> {
+    let r: ReleaseRequest = serde_json::from_slice(body).map_err(|e| {
+        (
+            400,
+            format!("release request is not the expected JSON: {e}"),
+        )
+    })?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let d = |what: &str, s: &str| {
         b64.decode(s)
@@ -233,8 +246,7 @@ pub fn check_and_wrap(
     data_key: &[u8],
 ) -> Result<Vec<u8>, Refusal> {
     use trustpool_core::public::Public;
-    let ak_pub = Public::parse_tpm2b(aik_tpm)
-        .map_err(|e| (500, format!("enrolled AK: {e}")))?;
+    let ak_pub = Public::parse_tpm2b(aik_tpm).map_err(|e| (500, format!("enrolled AK: {e}")))?;
     let ak = trustpool_core::AttestationKey::from_public(ak_pub)
         .map_err(|e| (500, format!("enrolled AK: {e}")))?;
     let key = Public::parse_tpm2b(key_public)

@@ -212,7 +212,9 @@ pub async fn serve(cfg: ServerConfig) -> Result<()> {
             None
         }
         Err(e) => {
-            tracing::error!("key service off: master key unusable: {e:#}; attestation and PollHosts run");
+            tracing::error!(
+                "key service off: master key unusable: {e:#}; attestation and PollHosts run"
+            );
             None
         }
     };
@@ -370,7 +372,11 @@ fn err(code: u16, msg: impl Into<String>) -> Response<Full<Bytes>> {
     json_response(code, &json!({"error": msg.into()}))
 }
 
-async fn handle(server: &Server, req: Request<Incoming>, peer: Option<&[u8]>) -> Response<Full<Bytes>> {
+async fn handle(
+    server: &Server,
+    req: Request<Incoming>,
+    peer: Option<&[u8]>,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let method = req.method().as_str().to_string();
     if oat::is_poll_hosts_path(&path) {
@@ -418,7 +424,8 @@ async fn handle(server: &Server, req: Request<Incoming>, peer: Option<&[u8]>) ->
             return json_response(200, &server.ear.jwks())
         }
         ("POST", p)
-            if p.starts_with("/v1/keys/") && (p.ends_with("/challenge") || p.ends_with("/release")) =>
+            if p.starts_with("/v1/keys/")
+                && (p.ends_with("/challenge") || p.ends_with("/release")) =>
         {
             let rest = p.trim_start_matches("/v1/keys/");
             let (name, action) = rest.rsplit_once('/').unwrap_or((rest, ""));
@@ -509,11 +516,26 @@ async fn poll_hosts(server: &Server, body: &[u8]) -> Response<Full<Bytes>> {
 
 /// `POST /v1/keys/NAME/challenge` and `/release`, from an agent over mutual TLS (its
 /// registered certificate). Every release and refusal is audited.
-async fn key_request(server: &Server, name: &str, action: &str, peer: Option<&[u8]>, body: &[u8]) -> Result<Value, (u16, String)> {
+async fn key_request(
+    server: &Server,
+    name: &str,
+    action: &str,
+    peer: Option<&[u8]>,
+    body: &[u8],
+) -> Result<Value, (u16, String)> {
     let Some(master) = &server.master else {
-        return Err((503, format!("key service off: the server has no master key (master_key_file or {})", super::keys::MASTER_KEY_ENV)));
+        return Err((
+            503,
+            format!(
+                "key service off: the server has no master key (master_key_file or {})",
+                super::keys::MASTER_KEY_ENV
+            ),
+        ));
     };
-    let peer = peer.ok_or((401, "a key request needs the agent's registered client certificate (mutual TLS)".to_string()))?;
+    let peer = peer.ok_or((
+        401,
+        "a key request needs the agent's registered client certificate (mutual TLS)".to_string(),
+    ))?;
     let hosts = server.store.list_hosts(None).await.map_err(db)?;
     let host = hosts
         .into_iter()
@@ -522,14 +544,21 @@ async fn key_request(server: &Server, name: &str, action: &str, peer: Option<&[u
                 CertificateDer::from_pem_slice(pem.as_bytes()).is_ok_and(|c| c.as_ref() == peer)
             })
         })
-        .ok_or((403, "the client certificate is not a registered agent's".to_string()))?;
+        .ok_or((
+            403,
+            "the client certificate is not a registered agent's".to_string(),
+        ))?;
     let host_name = host.name.clone();
     let refuse = |code: u16, reason: String| {
         let host_name = host_name.clone();
         async move {
             let _ = server
                 .store
-                .audit(store::AuditKind::KeyRefused, Some(&host_name), &json!({"key": name, "reason": reason}))
+                .audit(
+                    store::AuditKind::KeyRefused,
+                    Some(&host_name),
+                    &json!({"key": name, "reason": reason}),
+                )
                 .await;
             Err::<Value, _>((code, reason))
         }
@@ -541,18 +570,48 @@ async fn key_request(server: &Server, name: &str, action: &str, peer: Option<&[u
     if key.revoked {
         return refuse(403, format!("key {name} is revoked")).await;
     }
-    if !key.groups.iter().any(|g| *g == host.group) {
-        return refuse(403, format!("host group {} may not receive key {name} (allowed: {})", host.group, key.groups.join(", "))).await;
+    if !key.groups.contains(&host.group) {
+        return refuse(
+            403,
+            format!(
+                "host group {} may not receive key {name} (allowed: {})",
+                host.group,
+                key.groups.join(", ")
+            ),
+        )
+        .await;
     }
-    let latest = server.store.latest_verdicts(&[host.name.clone()]).await.map_err(db)?.remove(&host.name);
+    let latest = server
+        .store
+        .latest_verdicts(std::slice::from_ref(&host.name))
+        .await
+        .map_err(db)?
+        .remove(&host.name);
     let now = store::now_ms();
     match &latest {
         None => return refuse(403, format!("host {} has no verdict yet", host.name)).await,
         Some(v) if v.trust != TrustLevel::Trusted => {
-            return refuse(403, format!("host {}'s latest verdict is {}", host.name, store::trust_str(v.trust))).await
+            return refuse(
+                403,
+                format!(
+                    "host {}'s latest verdict is {}",
+                    host.name,
+                    store::trust_str(v.trust)
+                ),
+            )
+            .await
         }
         Some(v) if now.saturating_sub(v.time) > key.max_age_secs.saturating_mul(1000) => {
-            return refuse(403, format!("host {}'s trusted verdict is {} s old, more than the key's {} s", host.name, now.saturating_sub(v.time) / 1000, key.max_age_secs)).await
+            return refuse(
+                403,
+                format!(
+                    "host {}'s trusted verdict is {} s old, more than the key's {} s",
+                    host.name,
+                    now.saturating_sub(v.time) / 1000,
+                    key.max_age_secs
+                ),
+            )
+            .await
         }
         Some(_) => {}
     }
@@ -571,25 +630,46 @@ async fn key_request(server: &Server, name: &str, action: &str, peer: Option<&[u
                 Ok(x) => x,
                 Err((c, m)) => return refuse(c, m).await,
             };
-            let expected = server.challenges.lock().ok().and_then(|mut c| c.remove(&slot));
+            let expected = server
+                .challenges
+                .lock()
+                .ok()
+                .and_then(|mut c| c.remove(&slot));
             match expected {
                 Some((n, t)) if n == r.nonce && t.elapsed() < Duration::from_secs(120) => {}
-                _ => return refuse(403, "no matching challenge: ask /challenge first and certify with its nonce".into()).await,
+                _ => {
+                    return refuse(
+                        403,
+                        "no matching challenge: ask /challenge first and certify with its nonce"
+                            .into(),
+                    )
+                    .await
+                }
             }
             let Some(aik) = &host.aik_tpm else {
                 return refuse(403, format!("host {} has no enrolled AK", host.name)).await;
             };
-            let data = master.open(name, &key.sealed).map_err(|e| (500, format!("{e:#}")))?;
-            let wrapped = match super::keys::check_and_wrap(aik, &r.nonce, &key_public, &attest, &sig, &data) {
-                Ok(w) => w,
-                Err((c, m)) => return refuse(c, m).await,
-            };
+            let data = master
+                .open(name, &key.sealed)
+                .map_err(|e| (500, format!("{e:#}")))?;
+            let wrapped =
+                match super::keys::check_and_wrap(aik, &r.nonce, &key_public, &attest, &sig, &data)
+                {
+                    Ok(w) => w,
+                    Err((c, m)) => return refuse(c, m).await,
+                };
             let _ = server
                 .store
-                .audit(store::AuditKind::KeyRelease, Some(&host.name), &json!({"key": name, "verdict_time": latest.map(|v| v.time)}))
+                .audit(
+                    store::AuditKind::KeyRelease,
+                    Some(&host.name),
+                    &json!({"key": name, "verdict_time": latest.map(|v| v.time)}),
+                )
                 .await;
             use base64::Engine;
-            Ok(json!({"key": name, "wrapped_key": base64::engine::general_purpose::STANDARD.encode(wrapped)}))
+            Ok(
+                json!({"key": name, "wrapped_key": base64::engine::general_purpose::STANDARD.encode(wrapped)}),
+            )
         }
         other => Err((404, format!("no such key action: {other}"))),
     }
@@ -855,31 +935,59 @@ async fn management(
             Ok((200, json!({"audit": log})))
         }
         ("POST", ["v1", "keys"]) => {
-            let master = server.master.as_ref().ok_or((503, "key service off: no master key".to_string()))?;
+            let master = server
+                .master
+                .as_ref()
+                .ok_or((503, "key service off: no master key".to_string()))?;
             let v = json_body()?;
-            let name = v.get("name").and_then(Value::as_str).ok_or((400, "missing string field 'name'".to_string()))?;
+            let name = v
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or((400, "missing string field 'name'".to_string()))?;
             if name.is_empty() || name.len() > 128 || name.contains('/') {
-                return Err((400, "key name must be 1 to 128 characters without '/'".into()));
+                return Err((
+                    400,
+                    "key name must be 1 to 128 characters without '/'".into(),
+                ));
             }
             let groups = key_groups(&v)?;
             let max_age_secs = v.get("max_age_secs").and_then(Value::as_i64).unwrap_or(300);
             let mut data = [0u8; 32];
             getrandom::fill(&mut data).map_err(|e| (500, format!("OS RNG: {e}")))?;
-            let sealed = master.seal(name, &data).map_err(|e| (500, format!("{e:#}")))?;
+            let sealed = master
+                .seal(name, &data)
+                .map_err(|e| (500, format!("{e:#}")))?;
             server
                 .store
-                .create_key(&store::StoredKey { name: name.to_string(), sealed, groups, max_age_secs, revoked: false, created: store::now_ms() })
+                .create_key(&store::StoredKey {
+                    name: name.to_string(),
+                    sealed,
+                    groups,
+                    max_age_secs,
+                    revoked: false,
+                    created: store::now_ms(),
+                })
                 .await
                 .map_err(db)?;
             Ok((201, json!({"created": name})))
         }
-        ("GET", ["v1", "keys"]) => Ok((200, json!({"keys": server.store.list_keys().await.map_err(db)?}))),
+        ("GET", ["v1", "keys"]) => Ok((
+            200,
+            json!({"keys": server.store.list_keys().await.map_err(db)?}),
+        )),
         ("PUT", ["v1", "keys", name, "policy"]) => {
             let v = json_body()?;
             let groups = key_groups(&v)?;
             let max_age_secs = v.get("max_age_secs").and_then(Value::as_i64).unwrap_or(300);
-            server.store.set_key_policy(name, &groups, max_age_secs).await.map_err(db)?;
-            Ok((200, json!({"key": name, "groups": groups, "max_age_secs": max_age_secs})))
+            server
+                .store
+                .set_key_policy(name, &groups, max_age_secs)
+                .await
+                .map_err(db)?;
+            Ok((
+                200,
+                json!({"key": name, "groups": groups, "max_age_secs": max_age_secs}),
+            ))
         }
         ("POST", ["v1", "keys", name, "revoke"]) => {
             server.store.revoke_key(name).await.map_err(db)?;
@@ -917,7 +1025,12 @@ fn percent_decode(s: &str) -> String {
 fn key_groups(v: &Value) -> Result<Vec<String>, (u16, String)> {
     v.get("groups")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .ok_or((400, "missing array field 'groups'".to_string()))
 }
 

@@ -715,7 +715,12 @@ impl Store {
     }
 
     /// Change a key's groups and maximum verdict age (audited).
-    pub async fn set_key_policy(&self, name: &str, groups: &[String], max_age_secs: i64) -> Result<()> {
+    pub async fn set_key_policy(
+        &self,
+        name: &str,
+        groups: &[String],
+        max_age_secs: i64,
+    ) -> Result<()> {
         dispatch!(self.set_key_policy(name, groups, max_age_secs))
     }
 

@@ -278,14 +278,22 @@ impl PgStore {
 
     pub(super) async fn list_keys(&self) -> Result<Vec<StoredKey>> {
         let c = self.pool.get().await?;
-        c.query("SELECT name, sealed, groups, max_age_secs, revoked, created FROM keys ORDER BY name", &[])
-            .await?
-            .iter()
-            .map(key_row)
-            .collect()
+        c.query(
+            "SELECT name, sealed, groups, max_age_secs, revoked, created FROM keys ORDER BY name",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(key_row)
+        .collect()
     }
 
-    pub(super) async fn set_key_policy(&self, name: &str, groups: &[String], max_age_secs: i64) -> Result<()> {
+    pub(super) async fn set_key_policy(
+        &self,
+        name: &str,
+        groups: &[String],
+        max_age_secs: i64,
+    ) -> Result<()> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
         let n = tx
@@ -305,11 +313,19 @@ impl PgStore {
     pub(super) async fn revoke_key(&self, name: &str) -> Result<()> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
-        let n = tx.execute("UPDATE keys SET revoked = TRUE WHERE name = $1", &[&name]).await?;
+        let n = tx
+            .execute("UPDATE keys SET revoked = TRUE WHERE name = $1", &[&name])
+            .await?;
         if n == 0 {
             return Err(StoreError::Range(format!("no such key: {name}")));
         }
-        audit_in(&tx, AuditKind::KeyAdmin, None, &serde_json::json!({"key": name, "action": "revoke"})).await?;
+        audit_in(
+            &tx,
+            AuditKind::KeyAdmin,
+            None,
+            &serde_json::json!({"key": name, "action": "revoke"}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -691,7 +691,12 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn set_key_policy(&self, name: &str, groups: &[String], max_age_secs: i64) -> Result<()> {
+    pub(super) async fn set_key_policy(
+        &self,
+        name: &str,
+        groups: &[String],
+        max_age_secs: i64,
+    ) -> Result<()> {
         let (name, groups) = (name.to_owned(), groups.to_vec());
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -717,7 +722,12 @@ impl SqliteStore {
             if n == 0 {
                 return Err(StoreError::Range(format!("no such key: {name}")));
             }
-            audit_in(&tx, AuditKind::KeyAdmin, None, &serde_json::json!({"key": name, "action": "revoke"}))?;
+            audit_in(
+                &tx,
+                AuditKind::KeyAdmin,
+                None,
+                &serde_json::json!({"key": name, "action": "revoke"}),
+            )?;
             tx.commit()?;
             Ok(())
         })
