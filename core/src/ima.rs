@@ -40,7 +40,9 @@ pub use appraise::{Appraiser, Facts, Finding, FindingKind, Stats};
 pub use ascii::AsciiLog;
 pub use binary::{BinaryLog, Endian};
 pub use event::{Blob, Event, FieldId, FileDigest, KernelHash, Template};
-pub use replay::{check_boot_aggregate, BankMode, BootAggregate, Replay, ReplayError, Step};
+pub use replay::{
+    check_boot_aggregate, BankMode, BankState, BootAggregate, Replay, ReplayError, Step,
+};
 
 /// Parse errors: what, in which structure and field, at which byte offset of the log.
 pub type Error = crate::codec::Error;

@@ -744,6 +744,53 @@ impl ReplayReport {
     }
 }
 
+/// Replay `log` (a whole list, or the entries after an earlier replay that ended at `start`)
+/// into the quoted bank, the kernel's two ways (the bank's own template hash, then the padded
+/// SHA-1 digest), and say after how many entries it equals the quoted PCR 10, if ever.
+/// Returns (entries in `log`, entries after which it matched).
+pub fn ima_replay_from(
+    log: &[u8],
+    template_alg: HashAlg,
+    start: Option<&trustpool_core::Digest>,
+    quoted: &PcrBank,
+) -> Result<(u64, Option<u64>), String> {
+    use trustpool_core::ima::BankState;
+    let (_, evs) = events(log, None, template_alg)?;
+    let bank = quoted.alg();
+    let mut last = (evs.len() as u64, None);
+    for mode in [BankMode::TemplateHash, BankMode::PaddedSha1] {
+        let value = match start {
+            Some(d) if d.alg() == bank => *d,
+            Some(_) => return Err("the stored PCR 10 is of another bank".into()),
+            None => trustpool_core::Digest::zero(bank),
+        };
+        let mut r = Replay::resume(
+            template_alg,
+            trustpool_core::ima::IMA_PCR,
+            &[BankState {
+                alg: bank,
+                mode,
+                value,
+            }],
+            0,
+            0,
+        )
+        .map_err(|e| e.to_string())?;
+        let mut matched = (r.matches(quoted) == Some(true)).then_some(0);
+        for e in &evs {
+            let step = r.feed(e).map_err(|e| e.to_string())?;
+            if step.extended && r.matches(quoted) == Some(true) {
+                matched = Some(r.entries());
+            }
+        }
+        last = (r.entries(), matched);
+        if matched.is_some() {
+            break;
+        }
+    }
+    Ok(last)
+}
+
 /// `trustpool ima replay`: replay PCR 10 of `banks` (default: the log's own bank), check
 /// every template hash, and compare with a quoted bank when given.
 pub fn ima_replay(

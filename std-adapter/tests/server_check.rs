@@ -112,12 +112,28 @@ fn replays_are_refused_and_reboots_recognised() {
     let a = agent(dir.path(), &tpm, port);
 
     let a1 = quote(&rt, port, "nonceOne");
-    let o1 = check_answer(&a1, "nonceOne", &aik, &policy, None, None);
+    let o1 = check_answer(
+        &a1,
+        "nonceOne",
+        &aik,
+        &policy,
+        None,
+        None,
+        &Default::default(),
+    );
     assert_eq!(o1.level, TrustLevel::Trusted, "{:?}", o1.findings);
     let c1 = o1.counters.unwrap();
     std::thread::sleep(Duration::from_millis(20));
     let a2 = quote(&rt, port, "nonceTwo");
-    let o2 = check_answer(&a2, "nonceTwo", &aik, &policy, Some(c1), Some(o1.boottime));
+    let o2 = check_answer(
+        &a2,
+        "nonceTwo",
+        &aik,
+        &policy,
+        Some(c1),
+        Some(o1.boottime),
+        &Default::default(),
+    );
     assert_eq!(o2.level, TrustLevel::Trusted, "{:?}", o2.findings);
     let c2 = o2.counters.unwrap();
     assert!(c2.clock > c1.clock);
@@ -128,7 +144,15 @@ fn replays_are_refused_and_reboots_recognised() {
     assert!(!o2.rebooted);
 
     // An old answer for a new nonce: the quote's extraData is not the nonce sent.
-    let o = check_answer(&a1, "nonceThree", &aik, &policy, Some(c2), None);
+    let o = check_answer(
+        &a1,
+        "nonceThree",
+        &aik,
+        &policy,
+        Some(c2),
+        None,
+        &Default::default(),
+    );
     assert_eq!(o.level, TrustLevel::Untrusted);
     assert_eq!(o.findings[0].rule, "quote", "{:?}", o.findings);
     assert!(o.findings[0].message.contains("nonce"), "{:?}", o.findings);
@@ -138,7 +162,15 @@ fn replays_are_refused_and_reboots_recognised() {
         "a refused quote must not move the counters"
     );
     // The same quote twice (its nonce replayed too): the TPM clock did not move.
-    let o = check_answer(&a2, "nonceTwo", &aik, &policy, Some(c2), None);
+    let o = check_answer(
+        &a2,
+        "nonceTwo",
+        &aik,
+        &policy,
+        Some(c2),
+        None,
+        &Default::default(),
+    );
     assert_eq!(o.level, TrustLevel::Untrusted);
     assert!(
         o.findings.iter().any(|f| f.rule == "clock-not-increasing"),
@@ -160,13 +192,29 @@ fn replays_are_refused_and_reboots_recognised() {
     }
     let _a = agent(dir.path(), &tpm, port);
     let a3 = quote(&rt, port, "nonceFour");
-    let o3 = check_answer(&a3, "nonceFour", &aik, &policy, Some(c2), Some(o2.boottime));
+    let o3 = check_answer(
+        &a3,
+        "nonceFour",
+        &aik,
+        &policy,
+        Some(c2),
+        Some(o2.boottime),
+        &Default::default(),
+    );
     assert_eq!(o3.level, TrustLevel::Trusted, "{:?}", o3.findings);
     assert!(o3.rebooted);
     let c3 = o3.counters.unwrap();
     assert_eq!(c3.reset_count, c2.reset_count + 1);
     // An answer from before the reboot is now a rollback.
-    let o = check_answer(&a2, "nonceTwo", &aik, &policy, Some(c3), None);
+    let o = check_answer(
+        &a2,
+        "nonceTwo",
+        &aik,
+        &policy,
+        Some(c3),
+        None,
+        &Default::default(),
+    );
     assert!(
         o.findings.iter().any(|f| f.rule == "counters-decreased"),
         "{:?}",

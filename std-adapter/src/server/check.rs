@@ -17,7 +17,7 @@ pub const DATA_PCR: u8 = 16;
 /// IMA's PCR.
 pub const IMA_PCR: u8 = 10;
 
-pub use super::store::Counters;
+pub use super::store::{Counters, ImaProgress};
 
 /// A finding as stored and shown: a rule, where (PCR, event), and what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +69,9 @@ pub struct Outcome {
     pub rebooted: bool,
     /// IMA entries seen in total (the next `ima_ml_entry`).
     pub ima_entries: u64,
+    /// Where the next poll's IMA replay starts: entries covered by a quote and PCR 10 after
+    /// them. `None`: keep what was stored (no IMA list in this answer).
+    pub ima: Option<ImaProgress>,
 }
 
 impl Outcome {
@@ -81,6 +84,7 @@ impl Outcome {
             boottime: 0,
             rebooted: false,
             ima_entries: 0,
+            ima: None,
         }
     }
 }
@@ -94,6 +98,7 @@ pub fn check_answer(
     policy: &[u8],
     previous: Option<Counters>,
     previous_boottime: Option<i64>,
+    ima_progress: &ImaProgress,
 ) -> Outcome {
     let bad = |rule: &str, msg: String| Outcome::untrusted(Finding::new(rule, None, msg), previous);
     let Some(results) = answer.get("results") else {
@@ -126,10 +131,8 @@ pub fn check_answer(
         },
         Some(_) => return bad("agent-answer", "mb_measurement_list is not a string".into()),
     };
-    let ima = results
-        .get("ima_measurement_list")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty());
+    // An empty list is still a list: nothing new since the last poll (or an empty log).
+    let ima = results.get("ima_measurement_list").and_then(Value::as_str);
     let boottime = results.get("boottime").and_then(Value::as_i64).unwrap_or(0);
     let ak = match AkFile::from_bytes(aik_tpm.to_vec(), "enrolled AK") {
         Ok(a) => a,
@@ -147,28 +150,25 @@ pub fn check_answer(
         plain_scheme: None,
     };
     let runtime = (1u32 << DATA_PCR) | if ima.is_some() { 1 << IMA_PCR } else { 0 };
-    let mut report = match verify_cmd::verify_with_runtime(&crate::Ring, &inp, runtime) {
+    let report = match verify_cmd::verify_with_runtime(&crate::Ring, &inp, runtime) {
         Ok(r) => r,
         Err(e) => return bad("quote", format!("{e}")),
     };
-    if let Some(log) = ima {
-        if let Err(e) = verify_cmd::add_ima(&mut report, &inp, log.as_bytes(), HashAlg::Sha1) {
-            report.trusted = false;
-            report.findings.push(FindingReport {
-                rule: "ima",
-                severity: trustpool_core::appraise::Severity::Fail,
-                pcr: Some(IMA_PCR),
-                event_index: None,
-                event_type: None,
-                event: None,
-                seen: None,
-                expected: None,
-                message: format!("{e}"),
-            });
-        }
-    }
     let mut findings: Vec<Finding> = report.findings.iter().map(Finding::from_report).collect();
     let mut trusted = report.trusted;
+    let ima_start = results
+        .get("ima_measurement_list_entry")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let mut ima_next = None;
+    if let Some(log) = ima {
+        let (next, ima_findings) = ima_step(log, ima_start, ima_progress, &q.pcrs, policy);
+        if !ima_findings.is_empty() {
+            trusted = false;
+            findings.extend(ima_findings);
+        }
+        ima_next = Some(next);
+    }
 
     // The quote verified: its PCR values hash to its digest. Now the binding and counters.
     let pcrs = files::parse_pcrs(&q.pcrs, "PCR values").ok();
@@ -259,12 +259,9 @@ pub fn check_answer(
             trusted = false;
         }
     }
-    let ima_entries = ima.map_or(0, |l| l.lines().count() as u64).saturating_add(
-        results
-            .get("ima_measurement_list_entry")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-    );
+    let ima_entries = ima
+        .map_or(0, |l| l.lines().count() as u64)
+        .saturating_add(ima_start);
     Outcome {
         level: if trusted {
             TrustLevel::Trusted
@@ -277,6 +274,111 @@ pub fn check_answer(
         boottime,
         rebooted,
         ima_entries,
+        ima: ima_next,
+    }
+}
+
+/// The IMA entries of one answer, from entry `start`: appraised against the whitelist's
+/// runtime rules, and replayed — from zero when `start` is 0 (the first poll, or a reboot),
+/// else from PCR 10 as the previous poll left it — until the replay equals the quoted PCR 10.
+/// Returns where the next poll starts, and the findings. An answer that does not start where
+/// the previous one ended, or a replay that never reaches the quote, resets the progress so
+/// that the next poll asks for the whole list.
+fn ima_step(
+    log: &str,
+    start: u64,
+    prev: &ImaProgress,
+    pcrs_file: &[u8],
+    policy: &[u8],
+) -> (ImaProgress, Vec<Finding>) {
+    let mut findings = Vec::new();
+    let reset = ImaProgress::default();
+    let quoted = files::parse_pcrs(pcrs_file, "PCR values")
+        .ok()
+        .and_then(|set| {
+            [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha1]
+                .into_iter()
+                .find_map(|a| set.bank(a).filter(|b| b.get(IMA_PCR).is_some()).cloned())
+        });
+    let Some(quoted) = quoted else {
+        findings.push(Finding::new(
+            "ima-unbound",
+            Some(IMA_PCR),
+            "PCR 10 is not among the quoted PCRs: the IMA list cannot be bound to the quote",
+        ));
+        return (reset, findings);
+    };
+    let from = if start == 0 {
+        None
+    } else if start == prev.next_index && prev.pcr10.is_some() {
+        prev.pcr10
+            .as_deref()
+            .and_then(|v| trustpool_core::Digest::from_slice(quoted.alg(), v))
+    } else {
+        findings.push(Finding::new(
+            "ima-progress",
+            Some(IMA_PCR),
+            format!(
+                "the agent's IMA list starts at entry {start}, not at {} where the last poll ended",
+                prev.next_index
+            ),
+        ));
+        return (reset, findings);
+    };
+    // The whitelist's runtime rules, on the new entries only.
+    match crate::ima_policy::ima_check(log.as_bytes(), None, HashAlg::Sha1, policy, None, None) {
+        Ok(c) => {
+            for f in c.findings.iter().filter(|f| f.fatal).take(32) {
+                findings.push(Finding {
+                    rule: "ima".into(),
+                    pcr: Some(IMA_PCR),
+                    event_index: u32::try_from(f.index.saturating_add(start)).ok(),
+                    event: Some(f.name.clone()),
+                    message: format!(
+                        "IMA entry #{} {} {}: {:?}",
+                        f.index.saturating_add(start),
+                        f.name,
+                        f.digest.as_deref().unwrap_or(""),
+                        f.kind
+                    ),
+                });
+            }
+        }
+        Err(e) => findings.push(Finding::new("ima", Some(IMA_PCR), format!("IMA list: {e}"))),
+    }
+    match crate::ima_policy::ima_replay_from(log.as_bytes(), HashAlg::Sha1, from.as_ref(), &quoted)
+    {
+        Ok((_, Some(n))) => {
+            let next = ImaProgress {
+                next_index: start.saturating_add(n),
+                pcr10: quoted.get(IMA_PCR).map(|d| d.as_bytes().to_vec()),
+            };
+            (next, findings)
+        }
+        Ok((entries, None)) => {
+            findings.push(Finding::new(
+                "ima-replay",
+                Some(IMA_PCR),
+                format!(
+                    "IMA entries {start}..{} do not replay to the quoted PCR 10{}",
+                    start.saturating_add(entries),
+                    if from.is_some() {
+                        " from where the last poll left it"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+            (reset, findings)
+        }
+        Err(e) => {
+            findings.push(Finding::new(
+                "ima-replay",
+                Some(IMA_PCR),
+                format!("IMA list: {e}"),
+            ));
+            (reset, findings)
+        }
     }
 }
 

@@ -1095,6 +1095,8 @@ async fn poll_one(server: &Server, h: store::HostToPoll) -> Result<()> {
     let policy = server.store.current_policy(&host.group).await?;
     let started = Instant::now();
     let nonce = check::fresh_nonce();
+    let mut ima_next = None;
+    let mut boottime = None;
     let (trust, findings, digest, version, counters, ok) = match &policy {
         None => (
             TrustLevel::Unknown,
@@ -1109,7 +1111,9 @@ async fn poll_one(server: &Server, h: store::HostToPoll) -> Result<()> {
                 .map(|wl| wl.section(0x6004).is_some() || wl.section(0x600b).is_some())
                 .unwrap_or(false);
             let mask = FIRMWARE_MASK | if ima { 1 << 10 } else { 0 };
-            match fetch_quote(server, &host, cert, &nonce, mask).await {
+            // IMA incrementally: from the entry after the last one a quote covered.
+            let first = if ima { h.poll.ima.next_index } else { 0 };
+            match fetch_quote(server, &host, cert, &nonce, mask, first).await {
                 Ok(answer) => {
                     let o = check_answer(
                         &answer,
@@ -1118,7 +1122,10 @@ async fn poll_one(server: &Server, h: store::HostToPoll) -> Result<()> {
                         &p.compiled,
                         h.poll.counters,
                         h.poll.boottime,
+                        &h.poll.ima,
                     );
+                    ima_next = o.ima.clone();
+                    boottime = Some(o.boottime);
                     if o.rebooted {
                         tracing::info!(host = %host.name, "reboot detected (TPM reset or new boot time)");
                     }
@@ -1205,8 +1212,8 @@ async fn poll_one(server: &Server, h: store::HostToPoll) -> Result<()> {
                 next_due: store::now_ms() + next.max(100),
                 failures,
                 boot_id: None,
-                boottime: None,
-                ima: None,
+                boottime,
+                ima: ima_next,
                 owner: Some(server.replica.clone()),
             },
         )
@@ -1221,6 +1228,7 @@ async fn fetch_quote(
     cert: &str,
     nonce: &str,
     mask: u32,
+    ima_first: u64,
 ) -> Result<Value, (&'static str, String)> {
     let addr = format!("{}:{}", host.ip, host.port);
     let client = AgentClient::new(
@@ -1238,7 +1246,7 @@ async fn fetch_quote(
         .and_then(|v| v.get(&host.uuid).cloned())
         .unwrap_or_else(|| crate::agent::api::CURRENT_VERSION.to_string());
     let path = |v: &str| {
-        format!("/v{v}/quotes/integrity?nonce={nonce}&mask={mask:#x}&partial=0&ima_ml_entry=0")
+        format!("/v{v}/quotes/integrity?nonce={nonce}&mask={mask:#x}&partial=0&ima_ml_entry={ima_first}")
     };
     let classify = |e: anyhow::Error| {
         let msg = format!("{e:#}");
