@@ -198,41 +198,6 @@ impl rustls::server::danger::ClientCertVerifier for RegisteredAgentCert {
 /// A refusal: HTTP code and reason.
 pub type Refusal = (u16, String);
 
-/// A release request's body: the nonce of the challenge, the binding key's public area, and
-/// its certification by the host's AK.
-#[derive(Debug, serde::Deserialize)]
-pub struct ReleaseRequest {
-    pub nonce: String,
-    /// base64 `TPM2B_PUBLIC` of the binding key.
-    pub key_public: String,
-    /// base64 `TPMS_ATTEST` (TPM2_Certify).
-    pub certify_attest: String,
-    /// base64 `TPMT_SIGNATURE`.
-    pub certify_signature: String,
-}
-
-/// A release body with its base64 fields decoded: (request, key public, attest, signature).
-pub type Release = (ReleaseRequest, Vec<u8>, Vec<u8>, Vec<u8>);
-
-/// Parse a release body (bounded by the caller).
-pub fn parse_release(body: &[u8]) -> Result<Release, Refusal> {
-    let r: ReleaseRequest = serde_json::from_slice(body).map_err(|e| {
-        (
-            400,
-            format!("release request is not the expected JSON: {e}"),
-        )
-    })?;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let d = |what: &str, s: &str| {
-        b64.decode(s)
-            .map_err(|e| (400, format!("{what} is not base64: {e}")))
-    };
-    let key_public = d("key_public", &r.key_public)?;
-    let attest = d("certify_attest", &r.certify_attest)?;
-    let sig = d("certify_signature", &r.certify_signature)?;
-    Ok((r, key_public, attest, sig))
-}
-
 /// Check a certification and wrap `data_key` to the certified key: the TPM2_Certify was
 /// signed by `aik_tpm` (the host's enrolled AK) over `nonce`, it certifies exactly
 /// `key_public`, a binding key (fixedTPM, fixedParent, decrypt, not sign); the data key is

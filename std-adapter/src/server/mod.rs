@@ -19,3 +19,4 @@ pub mod keys;
 pub mod registrar;
 pub mod run;
 pub mod store;
+pub mod wire;

@@ -77,11 +77,9 @@ impl Registrar {
                 "agent uuid must be 1 to 80 characters",
             ));
         }
-        let body: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("body is not JSON: {e}")))?;
         match method {
-            "POST" => self.register(uuid, &body).await,
-            "PUT" => self.activate(uuid, &body).await,
+            "POST" => self.register(uuid, body).await,
+            "PUT" => self.activate(uuid, body).await,
             _ => Err(ApiError {
                 code: 405,
                 status: format!("method {method} not allowed"),
@@ -89,35 +87,20 @@ impl Registrar {
         }
     }
 
-    async fn register(&self, uuid: &str, body: &Value) -> Result<Value, ApiError> {
+    async fn register(&self, uuid: &str, body: &[u8]) -> Result<Value, ApiError> {
         let b64 = base64::engine::general_purpose::STANDARD;
-        let field = |name: &str| -> Result<&str, ApiError> {
-            body.get(name)
-                .and_then(Value::as_str)
-                .ok_or_else(|| ApiError::bad_request(format!("missing string field '{name}'")))
-        };
-        let decode = |name: &str| -> Result<Vec<u8>, ApiError> {
-            b64.decode(field(name)?)
-                .map_err(|e| ApiError::bad_request(format!("{name} is not base64: {e}")))
-        };
-        let ek_tpm = decode("ek_tpm")?;
-        let aik_tpm = decode("aik_tpm")?;
+        let super::wire::RegistrationBody {
+            ek_tpm,
+            aik_tpm,
+            ek_cert,
+            mtls_cert,
+            ip,
+            port,
+        } = super::wire::parse_registration(body)?;
         let ek = Public::parse_tpm2b(&ek_tpm)
             .map_err(|e| ApiError::bad_request(format!("ek_tpm is not a TPM2B_PUBLIC: {e}")))?;
         let ak = Public::parse_tpm2b(&aik_tpm)
             .map_err(|e| ApiError::bad_request(format!("aik_tpm is not a TPM2B_PUBLIC: {e}")))?;
-        trustpool_core::AttestationKey::from_public(ak).map_err(|e| {
-            ApiError::bad_request(format!("aik_tpm is not a usable attestation key: {e}"))
-        })?;
-        let ek_cert = match body.get("ekcert") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.is_empty() => None,
-            Some(Value::String(s)) => Some(
-                b64.decode(s)
-                    .map_err(|e| ApiError::bad_request(format!("ekcert is not base64 DER: {e}")))?,
-            ),
-            Some(_) => return Err(ApiError::bad_request("ekcert must be a string")),
-        };
         match &ek_cert {
             Some(der) => {
                 let cert = crate::ekcert::EkCertificate::parse(der)
@@ -141,16 +124,6 @@ impl Registrar {
             }
             None => {}
         }
-        let mtls_cert = field("mtls_cert")?.to_string();
-        if !mtls_cert.contains("-----BEGIN CERTIFICATE-----") {
-            return Err(ApiError::bad_request("mtls_cert is not a PEM certificate"));
-        }
-        let ip = field("ip")?.to_string();
-        let port = body
-            .get("port")
-            .and_then(Value::as_u64)
-            .and_then(|p| u16::try_from(p).ok())
-            .ok_or_else(|| ApiError::bad_request("port must be a number 0-65535"))?;
         let reg = Registration {
             uuid: uuid.to_string(),
             ek_tpm: ek_tpm.clone(),
@@ -222,11 +195,8 @@ impl Registrar {
         Ok(json!({"blob": b64.encode(blob)}))
     }
 
-    async fn activate(&self, uuid: &str, body: &Value) -> Result<Value, ApiError> {
-        let tag = body
-            .get("auth_tag")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::bad_request("missing string field 'auth_tag'"))?;
+    async fn activate(&self, uuid: &str, body: &[u8]) -> Result<Value, ApiError> {
+        let tag = super::wire::parse_activation(body)?;
         let expected = self
             .pending
             .lock()

@@ -626,9 +626,9 @@ async fn key_request(
             Ok(json!({"nonce": nonce}))
         }
         "release" => {
-            let (r, key_public, attest, sig) = match super::keys::parse_release(body) {
+            let r = match super::wire::parse_release(body) {
                 Ok(x) => x,
-                Err((c, m)) => return refuse(c, m).await,
+                Err(e) => return refuse(e.code, e.status).await,
             };
             let expected = server
                 .challenges
@@ -652,12 +652,17 @@ async fn key_request(
             let data = master
                 .open(name, &key.sealed)
                 .map_err(|e| (500, format!("{e:#}")))?;
-            let wrapped =
-                match super::keys::check_and_wrap(aik, &r.nonce, &key_public, &attest, &sig, &data)
-                {
-                    Ok(w) => w,
-                    Err((c, m)) => return refuse(c, m).await,
-                };
+            let wrapped = match super::keys::check_and_wrap(
+                aik,
+                &r.nonce,
+                &r.key_public,
+                &r.attest,
+                &r.signature,
+                &data,
+            ) {
+                Ok(w) => w,
+                Err((c, m)) => return refuse(c, m).await,
+            };
             let _ = server
                 .store
                 .audit(
