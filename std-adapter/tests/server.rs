@@ -296,6 +296,28 @@ fn server_polls_agents_and_answers_poll_hosts() {
             assert_eq!(claims["eat_nonce"], "rp0123456789");
         }
         assert_eq!(anon.get("/v1/hosts/nobody/result").await.unwrap().0, 404);
+        // Prometheus text: hosts per level (the stopped one is `timeout`), polls, failures.
+        let (c, m) = anon.get_raw("/metrics").await.unwrap();
+        assert_eq!(c, 200);
+        let m = String::from_utf8(m.to_vec()).unwrap();
+        for line in [
+            "trustpool_hosts{trust_lvl=\"trusted\"} 1",
+            "trustpool_hosts{trust_lvl=\"untrusted\"} 1",
+            "trustpool_hosts{trust_lvl=\"timeout\"} 1",
+        ] {
+            assert!(m.lines().any(|l| l == line), "{line} not in:\n{m}");
+        }
+        assert!(
+            m.lines().any(
+                |l| l.starts_with("trustpool_poll_failures_total{kind=\"connect\"} ")
+                    && !l.ends_with(" 0")
+            ),
+            "{m}"
+        );
+        assert_eq!(
+            anon.get_raw("/healthz").await.unwrap(),
+            (200, bytes::Bytes::from_static(b"ok\n"))
+        );
         let (_, m) = api.get("/v1/audit").await.unwrap();
         let kinds: Vec<&str> = m["audit"]
             .as_array()

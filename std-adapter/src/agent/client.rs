@@ -237,6 +237,37 @@ impl AgentClient {
         data: Bytes,
         ctype: Option<&str>,
     ) -> Result<(u16, Value)> {
+        let (code, bytes) = self.exchange(method, path_and_query, data, ctype).await?;
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            anyhow!(
+                "agent {}: answer {code} is not JSON ({e}): {:?}",
+                self.addr,
+                String::from_utf8_lossy(&bytes)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            )
+        })?;
+        Ok((code, v))
+    }
+
+    /// `GET` with the answer's bytes as they came (e.g. `/metrics`).
+    pub async fn get_raw(&self, path_and_query: &str) -> Result<(u16, Bytes)> {
+        tokio::time::timeout(
+            self.timeout,
+            self.exchange("GET", path_and_query, Bytes::new(), None),
+        )
+        .await
+        .map_err(|_| anyhow!("{}: GET {path_and_query}: no answer in time", self.addr))?
+    }
+
+    async fn exchange(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        data: Bytes,
+        ctype: Option<&str>,
+    ) -> Result<(u16, Bytes)> {
         let tcp = tokio::net::TcpStream::connect(&self.addr)
             .await
             .with_context(|| format!("connecting to agent {}", self.addr))?;
@@ -274,17 +305,7 @@ impl AgentClient {
             .await
             .map_err(|e| anyhow!("agent {}: reading the answer: {e}", self.addr))?
             .to_bytes();
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            anyhow!(
-                "agent {}: answer {code} is not JSON ({e}): {:?}",
-                self.addr,
-                String::from_utf8_lossy(&bytes)
-                    .chars()
-                    .take(200)
-                    .collect::<String>()
-            )
-        })?;
-        Ok((code, v))
+        Ok((code, bytes))
     }
 }
 
