@@ -1048,31 +1048,44 @@ async fn poll_loop(server: Arc<Server>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(server.cfg.concurrency.max(1)));
     let lease_for = Duration::from_secs(server.cfg.lease_secs.max(1));
     loop {
-        let free = slots.available_permits();
-        if free > 0 {
-            match server
-                .store
-                .lease_due(&server.replica, store::now_ms(), free, lease_for)
-                .await
-            {
-                Ok(batch) => {
-                    for h in batch {
-                        let Ok(permit) = slots.clone().acquire_owned().await else {
-                            break;
-                        };
-                        let server = server.clone();
-                        tokio::spawn(async move {
-                            let _permit = permit;
-                            if let Err(e) = poll_one(&server, h).await {
-                                tracing::error!("poll: {e:#}");
-                            }
-                        });
-                    }
-                }
-                Err(e) => tracing::error!("leasing due hosts: {e}"),
+        // Lease as soon as a slot is free; wait only when nothing more is due.
+        let Ok(first) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let want = slots.available_permits().saturating_add(1);
+        let batch = match server
+            .store
+            .lease_due(&server.replica, store::now_ms(), want, lease_for)
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!("leasing due hosts: {e}");
+                Vec::new()
             }
+        };
+        let short = batch.len() < want;
+        let mut first = Some(first);
+        for h in batch {
+            let permit = match first.take() {
+                Some(p) => p,
+                None => match slots.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+            };
+            let server = server.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                if let Err(e) = poll_one(&server, h).await {
+                    tracing::error!("poll: {e:#}");
+                }
+            });
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(first);
+        if short {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
