@@ -346,3 +346,67 @@ fn agent_enrolls_and_serves_keylime_quotes_over_mutual_tls() {
         assert_eq!(client.get("/version").await.unwrap().0, 200);
     });
 }
+
+/// The TPM does one command at a time: with no queue, requests that arrive while a quote is
+/// being made are refused at once with 503 and a retry hint, and the agent keeps serving.
+#[test]
+fn a_busy_tpm_answers_503_with_retry_after() {
+    if !have(&["swtpm"]) {
+        return;
+    }
+    let tpm = Swtpm::start();
+    let dir = TempDir::new("agent-busy");
+    let port = free_port_pair();
+    let cfg = AgentConfig {
+        tpm: tpm.uri(),
+        listen: format!("127.0.0.1:{port}"),
+        state_dir: dir.path().join("state"),
+        insecure_http: true,
+        eventlog: String::new(),
+        ima_log: String::new(),
+        queue: 0,
+        ..AgentConfig::default()
+    };
+    std::thread::spawn(move || {
+        if let Err(e) = trustpool::agent::run(cfg) {
+            eprintln!("agent stopped: {e:#}");
+        }
+    });
+    wait_port(port, 60);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let codes: Vec<u16> = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let c = AgentClient::insecure(&addr, Duration::from_secs(30));
+            tasks.push(tokio::spawn(async move {
+                let (code, v) = c
+                    .get(&format!(
+                        "/v2.6/quotes/integrity?nonce=busy{i}&mask=0xff&partial=1"
+                    ))
+                    .await
+                    .unwrap();
+                if code == 503 {
+                    assert!(v["status"].as_str().unwrap().contains("retry later"), "{v}");
+                }
+                code
+            }));
+        }
+        let mut codes = Vec::new();
+        for t in tasks {
+            codes.push(t.await.unwrap());
+        }
+        codes
+    });
+    assert!(codes.iter().all(|c| *c == 200 || *c == 503), "{codes:?}");
+    assert!(codes.contains(&503), "no request was refused: {codes:?}");
+    assert!(codes.contains(&200), "{codes:?}");
+    // And it still serves.
+    let (code, _) = rt
+        .block_on(
+            AgentClient::insecure(&addr, Duration::from_secs(30))
+                .get("/v2.6/quotes/identity?nonce=after"),
+        )
+        .unwrap();
+    assert_eq!(code, 200);
+}
