@@ -253,6 +253,39 @@ mod tests {
     }
 
     #[test]
+    fn a_registrar_answering_garbage_is_a_clear_error() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = l.local_addr().unwrap().port();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                while let Ok((mut s, _)) = l.accept().await {
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n<html>?</ht>")
+                        .await;
+                }
+            });
+            let r = Registrar::new(&format!("http://127.0.0.1:{port}")).unwrap();
+            let e = r.negotiate().await.unwrap_err().to_string();
+            assert!(
+                e.contains("GET /version answered 200 with a body that is not JSON"),
+                "{e}"
+            );
+            assert!(e.contains("<html>?</ht"), "{e}");
+            // Nobody listening: the error names the registrar.
+            let dead = Registrar::new("http://127.0.0.1:1").unwrap();
+            let e = dead.negotiate().await.unwrap_err().to_string();
+            assert!(e.contains("connecting to registrar 127.0.0.1:1"), "{e}");
+        });
+    }
+
+    #[test]
     fn urls() {
         assert!(Registrar::new("http://127.0.0.1:8890").is_ok());
         assert!(Registrar::new("https://127.0.0.1:8891")
