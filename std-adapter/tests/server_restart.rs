@@ -273,8 +273,9 @@ fn server_survives_sigkill_and_restart() {
     {
         assert!(
             Instant::now() < deadline,
-            "no verdicts before the kill: {:?}\n{}",
+            "no verdicts before the kill: {:?}\n{}\n{}",
             api.levels(),
+            serde_json::to_string_pretty(&api.history(GOOD.0, 3)).unwrap_or_default(),
             std::fs::read_to_string(&log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(200));
