@@ -382,24 +382,36 @@ fn ima_step(
     }
 }
 
-/// A nonce for one poll: 20 letters and digits from the OS RNG (Keylime's form).
-pub fn fresh_nonce() -> String {
+/// `n` letters and digits from the OS RNG (Keylime's form of nonces and credentials):
+/// uniform, by rejection sampling. An RNG failure is an error, never a short or empty string.
+pub fn random_alnum(n: usize) -> anyhow::Result<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut out = String::with_capacity(20);
+    let mut out = String::with_capacity(n);
     let mut buf = [0u8; 64];
-    loop {
-        if getrandom::fill(&mut buf).is_err() {
-            // The OS RNG failing is not something to poll through.
-            return String::new();
+    while out.len() < n {
+        getrandom::fill(&mut buf).map_err(|e| anyhow::anyhow!("OS RNG: {e}"))?;
+        // 248 = 4 * 62: bytes at or above it would bias the choice.
+        for b in buf.iter().filter(|b| **b < 248).take(n - out.len()) {
+            out.push(char::from(ALPHABET[usize::from(b % 62)]));
         }
-        for b in buf {
-            // Rejection sampling: 248 = 4 * 62.
-            if b < 248 {
-                out.push(char::from(ALPHABET[usize::from(b % 62)]));
-                if out.len() == 20 {
-                    return out;
-                }
-            }
+    }
+    Ok(out)
+}
+
+/// A nonce for one poll: 20 letters and digits.
+pub fn fresh_nonce() -> anyhow::Result<String> {
+    random_alnum(20)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn random_alnum_is_exactly_n_letters_and_digits() {
+        for n in [0, 1, 20, 32, 200] {
+            let s = super::random_alnum(n).unwrap();
+            assert_eq!(s.len(), n);
+            assert!(s.bytes().all(|b| b.is_ascii_alphanumeric()));
         }
+        assert_ne!(super::fresh_nonce().unwrap(), super::fresh_nonce().unwrap());
     }
 }

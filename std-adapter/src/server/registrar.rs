@@ -145,8 +145,12 @@ impl Registrar {
         })?;
 
         // The credential: 32 letters and digits (Keylime's form), for the AK's Name.
-        let secret = super::check::fresh_nonce().repeat(2).into_bytes();
-        let secret = secret.get(..32).unwrap_or(&secret).to_vec();
+        let secret = super::check::random_alnum(32)
+            .map_err(|e| ApiError {
+                code: 500,
+                status: format!("{e}"),
+            })?
+            .into_bytes();
         let mut name = [0u8; 66];
         let n = ak
             .name()

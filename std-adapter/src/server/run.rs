@@ -151,7 +151,7 @@ pub fn identity(cfg: &ServerConfig) -> Result<Identity> {
             if p.is_file() {
                 read(&p)?.trim().to_string()
             } else {
-                let t = format!("{}{}", check::fresh_nonce(), check::fresh_nonce());
+                let t = check::random_alnum(40)?;
                 write("api-token", &format!("{t}\n"))?;
                 t
             }
@@ -618,7 +618,7 @@ async fn key_request(
     let slot = (host.name.clone(), name.to_string());
     match action {
         "challenge" => {
-            let nonce = check::fresh_nonce();
+            let nonce = check::fresh_nonce().map_err(|e| (500, format!("{e}")))?;
             if let Ok(mut c) = server.challenges.lock() {
                 c.retain(|_, (_, t)| t.elapsed() < Duration::from_secs(120));
                 c.insert(slot, (nonce.clone(), Instant::now()));
@@ -1112,7 +1112,7 @@ async fn poll_one(server: &Server, h: store::HostToPoll) -> Result<()> {
     };
     let policy = server.store.current_policy(&host.group).await?;
     let started = Instant::now();
-    let nonce = check::fresh_nonce();
+    let nonce = check::fresh_nonce()?;
     let mut ima_next = None;
     let mut boottime = None;
     let (trust, findings, digest, version, counters, ok) = match &policy {
