@@ -156,13 +156,16 @@ pub fn check_answer(
     };
     let mut findings: Vec<Finding> = report.findings.iter().map(Finding::from_report).collect();
     let mut trusted = report.trusted;
+    // The quote verified, so both parse; once here for what follows.
+    let attest = Attest::parse(&q.attest).ok();
+    let pcrs = files::parse_pcrs(&q.pcrs, "PCR values").ok();
     let ima_start = results
         .get("ima_measurement_list_entry")
         .and_then(Value::as_u64)
         .unwrap_or(0);
     let mut ima_next = None;
     if let Some(log) = ima {
-        let (next, ima_findings) = ima_step(log, ima_start, ima_progress, &q.pcrs, policy);
+        let (next, ima_findings) = ima_step(log, ima_start, ima_progress, pcrs.as_ref(), policy);
         if !ima_findings.is_empty() {
             trusted = false;
             findings.extend(ima_findings);
@@ -171,9 +174,8 @@ pub fn check_answer(
     }
 
     // The quote verified: its PCR values hash to its digest. Now the binding and counters.
-    let pcrs = files::parse_pcrs(&q.pcrs, "PCR values").ok();
-    let bank = Attest::parse(&q.attest)
-        .ok()
+    let bank = attest
+        .as_ref()
         .and_then(|a| match a.attested {
             trustpool_core::attest::Attested::Quote(info) => {
                 info.pcr_select.iter().next().map(|(b, _)| b)
@@ -208,7 +210,7 @@ pub fn check_answer(
         }
     }
 
-    let clock = Attest::parse(&q.attest).ok().map(|a| a.clock_info);
+    let clock = attest.as_ref().map(|a| a.clock_info);
     let mut rebooted = false;
     let mut counters = previous;
     if let Some(c) = clock {
@@ -288,18 +290,16 @@ fn ima_step(
     log: &str,
     start: u64,
     prev: &ImaProgress,
-    pcrs_file: &[u8],
+    pcrs: Option<&trustpool_core::pcr::PcrSet>,
     policy: &[u8],
 ) -> (ImaProgress, Vec<Finding>) {
     let mut findings = Vec::new();
     let reset = ImaProgress::default();
-    let quoted = files::parse_pcrs(pcrs_file, "PCR values")
-        .ok()
-        .and_then(|set| {
-            [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha1]
-                .into_iter()
-                .find_map(|a| set.bank(a).filter(|b| b.get(IMA_PCR).is_some()).cloned())
-        });
+    let quoted = pcrs.and_then(|set| {
+        [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha1]
+            .into_iter()
+            .find_map(|a| set.bank(a).filter(|b| b.get(IMA_PCR).is_some()).cloned())
+    });
     let Some(quoted) = quoted else {
         findings.push(Finding::new(
             "ima-unbound",
