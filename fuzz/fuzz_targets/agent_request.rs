@@ -23,6 +23,8 @@ fuzz_target!(|data: &[u8]| {
         assert!(q.nonce.len() <= api::MAX_NONCE && q.mask >> 24 == 0);
     }
     let _ = api::parse_mask(&text);
+    assert_eq!(api::decode_segment(&api::encode_segment(&text)), text);
+    let _ = api::decode_segment(&text);
     let _ = api::ima_slice(&text, u64::from(sel));
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(rest) {
         let _ = api::pick_version(&v);

@@ -1226,19 +1226,6 @@ fn verify(a: &VerifyArgs) -> ExitCode {
     }
 }
 
-/// A name as one URL path segment (letters, digits, `-._~` kept; the rest percent-encoded).
-fn path_segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
@@ -1279,13 +1266,13 @@ fn main() -> ExitCode {
         Cmd::Hosts(HostsCmd::Show { name, m }) => mgmt(
             &m,
             "GET",
-            &format!("/v1/hosts/{}", path_segment(&name)),
+            &format!("/v1/hosts/{}", trustpool::agent::api::encode_segment(&name)),
             None,
         ),
         Cmd::Hosts(HostsCmd::Remove { name, m }) => mgmt(
             &m,
             "DELETE",
-            &format!("/v1/hosts/{}", path_segment(&name)),
+            &format!("/v1/hosts/{}", trustpool::agent::api::encode_segment(&name)),
             None,
         ),
         Cmd::Groups(GroupsCmd::SetPolicy { group, file, m }) => (|| {
@@ -1294,7 +1281,10 @@ fn main() -> ExitCode {
             mgmt(
                 &m,
                 "PUT",
-                &format!("/v1/groups/{}/policy", path_segment(&group)),
+                &format!(
+                    "/v1/groups/{}/policy",
+                    trustpool::agent::api::encode_segment(&group)
+                ),
                 Some(text.into()),
             )
         })(),
@@ -1318,14 +1308,20 @@ fn main() -> ExitCode {
             mgmt(
                 &m,
                 "PUT",
-                &format!("/v1/keys/{}/policy", path_segment(&name)),
+                &format!(
+                    "/v1/keys/{}/policy",
+                    trustpool::agent::api::encode_segment(&name)
+                ),
                 Some(body.to_string().into()),
             )
         }
         Cmd::Keys(KeysCmd::Revoke { name, m }) => mgmt(
             &m,
             "POST",
-            &format!("/v1/keys/{}/revoke", path_segment(&name)),
+            &format!(
+                "/v1/keys/{}/revoke",
+                trustpool::agent::api::encode_segment(&name)
+            ),
             None,
         ),
         Cmd::Results { host, history, m } => mgmt(
@@ -1333,7 +1329,7 @@ fn main() -> ExitCode {
             "GET",
             &format!(
                 "/v1/hosts/{}/results?history={history}",
-                path_segment(&host)
+                trustpool::agent::api::encode_segment(&host)
             ),
             None,
         ),

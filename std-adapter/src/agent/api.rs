@@ -438,6 +438,45 @@ pub fn ima_slice(log: &str, first: u64) -> (u64, &str) {
     (first, log.get(start..).unwrap_or(""))
 }
 
+/// A name as one URL path segment: letters, digits and `-._~` kept, every other byte
+/// percent-encoded (RFC 3986 §2.3 unreserved characters).
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The inverse of [`encode_segment`]: `%XX` escapes decoded; an invalid escape is kept as it
+/// is, and bytes that are not UTF-8 become U+FFFD.
+pub fn decode_segment(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let hex = b
+            .get(i.saturating_add(1)..i.saturating_add(3))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (c, hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i = i.saturating_add(3);
+            }
+            _ => {
+                out.push(c);
+                i = i.saturating_add(1);
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The newest 2.x version in a `GET /version` answer's `results.supported_versions` (or
 /// `current_version`) that this agent speaks.
 pub fn pick_version(v: &Value) -> Option<ApiVersion> {
@@ -562,6 +601,16 @@ mod tests {
         };
         assert_eq!(a.enc_alg(ApiVersion { minor: 4 }), "rsa");
         assert_eq!(a.enc_alg(ApiVersion { minor: 5 }), "rsa2048");
+    }
+
+    #[test]
+    fn segments_round_trip() {
+        for name in ["compute-1", "host name/with space", "hôte", "a%2Fb", ""] {
+            assert_eq!(decode_segment(&encode_segment(name)), name);
+        }
+        assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
+        assert_eq!(decode_segment("100%"), "100%");
+        assert_eq!(decode_segment("%zz%4"), "%zz%4");
     }
 
     #[test]

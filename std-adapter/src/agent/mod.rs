@@ -213,7 +213,7 @@ pub fn fetch_key(
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let path = |action: &str| format!("/v1/keys/{}/{action}", key_path_segment(name));
+        let path = |action: &str| format!("/v1/keys/{}/{action}", api::encode_segment(name));
         let (code, v) =
             rt.block_on(client.request("POST", &path("challenge"), Some(&serde_json::json!({}))))?;
         if code != 200 {
@@ -250,16 +250,4 @@ pub fn fetch_key(
     let _ = session.flush(key.handle);
     let _ = session.flush(ak.handle);
     r
-}
-
-fn key_path_segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }

@@ -429,7 +429,7 @@ async fn handle(
         {
             let rest = p.trim_start_matches("/v1/keys/");
             let (name, action) = rest.rsplit_once('/').unwrap_or((rest, ""));
-            let name = percent_decode(name);
+            let name = crate::agent::api::decode_segment(name);
             let action = action.to_string();
             let body = match read_body(req, 64 * 1024).await {
                 Ok(b) => b,
@@ -441,7 +441,7 @@ async fn handle(
             };
         }
         ("GET", p) if p.starts_with("/v1/hosts/") && p.ends_with("/result") => {
-            let name = percent_decode(
+            let name = crate::agent::api::decode_segment(
                 p.trim_start_matches("/v1/hosts/")
                     .trim_end_matches("/result"),
             );
@@ -449,7 +449,7 @@ async fn handle(
                 .uri()
                 .query()
                 .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("nonce=")))
-                .map(percent_decode);
+                .map(crate::agent::api::decode_segment);
             return result_token(server, &name, nonce).await;
         }
         _ => {}
@@ -822,7 +822,7 @@ async fn management(
     let decoded: Vec<String> = path
         .trim_matches('/')
         .split('/')
-        .map(percent_decode)
+        .map(crate::agent::api::decode_segment)
         .collect();
     let parts: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let json_body = || -> Result<Value, (u16, String)> {
@@ -1001,30 +1001,6 @@ async fn management(
         ("GET", ["v1", "agent-ca"]) => Ok((200, json!({"pem": server.id.agent_ca_pem}))),
         _ => Err((404, format!("no such management path: {method} {path}"))),
     }
-}
-
-/// `%XX` escapes of a path segment decoded (invalid escapes kept as they are).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b[i], hex) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn key_groups(v: &Value) -> Result<Vec<String>, (u16, String)> {
