@@ -17,7 +17,7 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -29,66 +29,6 @@ use trustpool_core::{Digest, HashAlg};
 
 mod swtpm;
 use swtpm::*;
-
-const POLICY: &str = r#"
-name = "swtpm fresh"
-require_eventlog = false
-[[pcr]]
-index = 7
-values = ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]
-"#;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn agent_config(dir: &Path, tpm: &Swtpm, uuid: &str, port: u16, reg: u16, ca: &Path) -> PathBuf {
-    let cfg = dir.join(format!("{uuid}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "tpm = \"{}\"\nlisten = \"127.0.0.1:{port}\"\nuuid = \"{uuid}\"\nregistrar = \"http://127.0.0.1:{reg}\"\nstate_dir = \"{}\"\nclient_ca = \"{}\"\neventlog = \"\"\nima_log = \"\"\n",
-            tpm.uri(),
-            dir.join(uuid).display(),
-            ca.display()
-        ),
-    )
-    .unwrap();
-    cfg
-}
-
-fn start_agent(cfg: &Path, port: u16) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_trustpool"))
-        .args(["agent", "--config"])
-        .arg(cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_port(port);
-    Proc(child)
-}
 
 /// `trustpool agent fetch-key`: (exit code, key bytes, stderr).
 fn fetch_key(cfg: &Path, addr: &str, cert: &Path, name: &str) -> (i32, Vec<u8>, String) {
@@ -138,7 +78,7 @@ fn server(dir: &Path, master: bool) -> (u16, u16) {
             eprintln!("server stopped: {e:#}");
         }
     });
-    wait_port(port);
+    wait_listening(port);
     (port, reg)
 }
 
@@ -173,7 +113,7 @@ fn keys_go_only_to_trusted_hosts_and_only_into_their_tpm() {
     let ports: Vec<u16> = hosts.iter().map(|_| free_port()).collect();
     rt.block_on(async {
         for g in ["secure", "other"] {
-            let (c, v) = api.request_raw("PUT", &format!("/v1/groups/{g}/policy"), POLICY.into()).await.unwrap();
+            let (c, v) = api.request_raw("PUT", &format!("/v1/groups/{g}/policy"), FRESH_SWTPM_POLICY.into()).await.unwrap();
             assert_eq!(c, 200, "{v}");
         }
         for ((name, uuid, group), p) in hosts.iter().zip(&ports) {
@@ -210,7 +150,7 @@ fn keys_go_only_to_trusted_hosts_and_only_into_their_tpm() {
     let agents: Vec<Proc> = cfgs
         .iter()
         .zip(&ports)
-        .map(|(c, p)| start_agent(c, *p))
+        .map(|(c, p)| start_agent_config(c, &c.with_extension("log"), *p))
         .collect();
     // One poll each (the interval is an hour): trusted, untrusted, trusted.
     let deadline = Instant::now() + Duration::from_secs(60);

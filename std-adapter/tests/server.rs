@@ -14,7 +14,6 @@
     clippy::arithmetic_side_effects
 )]
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -24,87 +23,6 @@ use trustpool_core::{Digest, HashAlg};
 
 mod swtpm;
 use swtpm::*;
-
-struct Agent {
-    child: Child,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_agent(
-    dir: &std::path::Path,
-    tpm: &Swtpm,
-    uuid: &str,
-    port: u16,
-    registrar: u16,
-    ca: &std::path::Path,
-) -> Agent {
-    let cfg = dir.join(format!("{uuid}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "tpm = \"{}\"\nlisten = \"127.0.0.1:{port}\"\nuuid = \"{uuid}\"\nregistrar = \"http://127.0.0.1:{registrar}\"\nstate_dir = \"{}\"\nclient_ca = \"{}\"\neventlog = \"\"\nima_log = \"\"\n",
-            tpm.uri(),
-            dir.join(uuid).display(),
-            ca.display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trustpool"))
-        .args(["agent", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::File::create(dir.join(format!("{uuid}-{port}-{}.log", std::process::id())))
-                .unwrap(),
-        )
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-            let log = std::fs::read_dir(dir)
-                .unwrap()
-                .filter_map(|e| e.ok())
-                .filter(|e| {
-                    e.file_name().to_string_lossy().starts_with(uuid)
-                        && e.file_name().to_string_lossy().ends_with(".log")
-                })
-                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("\n---\n");
-            panic!("agent {uuid} did not start:\n{log}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Agent { child }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-const POLICY: &str = r#"
-name = "swtpm fresh"
-require_eventlog = false
-[quote]
-require_pcrs = ["sha256:0-7"]
-[[pcr]]
-index = 7
-values = ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]
-[[pcr]]
-index = 0
-values = ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]
-"#;
 
 #[test]
 fn server_polls_agents_and_answers_poll_hosts() {
@@ -150,7 +68,11 @@ fn server_polls_agents_and_answers_poll_hosts() {
     let ports: Vec<u16> = hosts.iter().map(|_| free_port()).collect();
     rt.block_on(async {
         let (c, v) = api
-            .request_raw("PUT", "/v1/groups/default/policy", POLICY.into())
+            .request_raw(
+                "PUT",
+                "/v1/groups/default/policy",
+                FRESH_SWTPM_POLICY.into(),
+            )
             .await
             .unwrap();
         assert_eq!(c, 200, "{v}");

@@ -13,8 +13,7 @@
     clippy::arithmetic_side_effects
 )]
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use trustpool::agent::client::AgentClient;
@@ -26,58 +25,36 @@ use trustpool_core::tpm::{AkTemplate, Hierarchy, StartupType};
 mod swtpm;
 use swtpm::*;
 
-const POLICY: &str = r#"
-name = "swtpm fresh"
-require_eventlog = false
-[[pcr]]
-index = 7
-values = ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]
-"#;
-
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn agent(dir: &std::path::Path, tpm: &Swtpm, port: u16) -> Agent {
-    let child = Command::new(env!("CARGO_BIN_EXE_trustpool"))
-        .args([
-            "agent",
-            "--insecure-http",
-            "--registrar",
-            "",
-            "--eventlog",
-            "",
-            "--ima-log",
-            "",
-        ])
-        .arg("--tpm")
-        .arg(tpm.uri())
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "agent did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Agent(child)
+fn agent(dir: &std::path::Path, tpm: &Swtpm, port: u16) -> Proc {
+    let (uri, listen, state) = (tpm.uri(), format!("127.0.0.1:{port}"), dir.join("state"));
+    let flags = [
+        "agent",
+        "--insecure-http",
+        "--registrar",
+        "",
+        "--eventlog",
+        "",
+        "--ima-log",
+        "",
+        "--tpm",
+        &uri,
+        "--listen",
+        &listen,
+        "--state-dir",
+    ];
+    let args: Vec<&std::ffi::OsStr> = flags
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .chain([state.as_os_str()])
+        .collect();
+    start_trustpool(&args, &dir.join("agent.log"), port, "agent")
 }
 
 fn quote(rt: &tokio::runtime::Runtime, port: u16, nonce: &str) -> Value {
     let c = AgentClient::insecure(&format!("127.0.0.1:{port}"), Duration::from_secs(30));
     let (code, v) = rt
         .block_on(c.get(&format!(
-            "/v2.6/quotes/integrity?nonce={nonce}&mask=0x81&partial=0"
+            "/v2.6/quotes/integrity?nonce={nonce}&mask=0xff&partial=0"
         )))
         .unwrap();
     assert_eq!(code, 200, "{v}");
@@ -98,7 +75,7 @@ fn replays_are_refused_and_reboots_recognised() {
         s.flush(ak.handle).unwrap();
         ak.public
     };
-    let policy = trustpool::policy::Policy::from_toml(POLICY, "policy")
+    let policy = trustpool::policy::Policy::from_toml(FRESH_SWTPM_POLICY, "policy")
         .unwrap()
         .compile(None)
         .unwrap();

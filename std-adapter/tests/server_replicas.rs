@@ -16,10 +16,9 @@
     clippy::arithmetic_side_effects
 )]
 
-use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -172,89 +171,12 @@ impl Drop for Cluster {
 
 // --- processes -------------------------------------------------------------------------------
 
-/// A child process killed (SIGKILL) and reaped on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_port(port: u16, child: &mut Child, log: &Path, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-            panic!(
-                "{what} did not start:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn start_server(dir: &Path, cfg: &ServerConfig, port: u16) -> Proc {
+fn start_replica(dir: &Path, cfg: &ServerConfig, port: u16) -> Proc {
     let name = cfg.replica.clone().unwrap();
     let file = dir.join(format!("{name}.toml"));
     std::fs::write(&file, toml::to_string(cfg).unwrap()).unwrap();
-    let log = dir.join(format!("{name}.log"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trustpool"))
-        .args(["server", "--config"])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_port(port, &mut child, &log, &name);
-    Proc(child)
+    start_server(&file, &dir.join(format!("{name}.log")), port)
 }
-
-fn start_agent(dir: &Path, tpm: &Swtpm, uuid: &str, port: u16, registrar: u16, ca: &Path) -> Proc {
-    let cfg = dir.join(format!("{uuid}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "tpm = \"{}\"\nlisten = \"127.0.0.1:{port}\"\nuuid = \"{uuid}\"\nregistrar = \"http://127.0.0.1:{registrar}\"\nstate_dir = \"{}\"\nclient_ca = \"{}\"\neventlog = \"\"\nima_log = \"\"\n",
-            tpm.uri(),
-            dir.join(uuid).display(),
-            ca.display()
-        ),
-    )
-    .unwrap();
-    let log = dir.join(format!("{uuid}.log"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trustpool"))
-        .args(["agent", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_port(port, &mut child, &log, "agent");
-    Proc(child)
-}
-
-const POLICY: &str = r#"
-name = "swtpm fresh"
-require_eventlog = false
-[quote]
-require_pcrs = ["sha256:0-7"]
-[[pcr]]
-index = 7
-values = ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]
-[[pcr]]
-index = 0
-values = ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]
-"#;
 
 const POLL_INTERVAL_SECS: u64 = 2;
 const LEASE_SECS: u64 = 3;
@@ -391,8 +313,8 @@ fn two_replicas_share_hosts_and_take_over() {
         ..base
     };
     // One after the other: the first makes the shared keys and certificates.
-    let s1 = start_server(dir.path(), &cfg1, p1);
-    let s2 = start_server(dir.path(), &cfg2, p2);
+    let s1 = start_replica(dir.path(), &cfg1, p1);
+    let s2 = start_replica(dir.path(), &cfg2, p2);
     let r1 = Replica {
         addr: format!("127.0.0.1:{p1}"),
     };
@@ -413,7 +335,11 @@ fn two_replicas_share_hosts_and_take_over() {
     ctx.rt.block_on(async {
         let (c, v) = ctx
             .client(&r1)
-            .request_raw("PUT", "/v1/groups/default/policy", POLICY.into())
+            .request_raw(
+                "PUT",
+                "/v1/groups/default/policy",
+                FRESH_SWTPM_POLICY.into(),
+            )
             .await
             .unwrap();
         assert_eq!(c, 200, "{v}");

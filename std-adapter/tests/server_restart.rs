@@ -15,8 +15,6 @@
     clippy::arithmetic_side_effects
 )]
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -26,92 +24,6 @@ use trustpool::server::store::{self, NewVerdict, PollUpdate, Store, TrustLevel};
 
 mod swtpm;
 use swtpm::*;
-
-/// A child process killed (SIGKILL) and reaped on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_port(port: u16, child: &mut Child, log: &Path, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-            panic!(
-                "{what} did not start:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn start_server(cfg_file: &Path, log: &Path, port: u16) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trustpool"))
-        .args(["server", "--config"])
-        .arg(cfg_file)
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .unwrap(),
-        )
-        .spawn()
-        .unwrap();
-    wait_port(port, &mut child, log, "server");
-    Proc(child)
-}
-
-fn start_agent(dir: &Path, tpm: &Swtpm, uuid: &str, port: u16, registrar: u16, ca: &Path) -> Proc {
-    let cfg = dir.join(format!("{uuid}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "tpm = \"{}\"\nlisten = \"127.0.0.1:{port}\"\nuuid = \"{uuid}\"\nregistrar = \"http://127.0.0.1:{registrar}\"\nstate_dir = \"{}\"\nclient_ca = \"{}\"\neventlog = \"\"\nima_log = \"\"\n",
-            tpm.uri(),
-            dir.join(uuid).display(),
-            ca.display()
-        ),
-    )
-    .unwrap();
-    let log = dir.join(format!("{uuid}.log"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trustpool"))
-        .args(["agent", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_port(port, &mut child, &log, "agent");
-    Proc(child)
-}
-
-const POLICY: &str = r#"
-name = "swtpm fresh"
-require_eventlog = false
-[quote]
-require_pcrs = ["sha256:0-7"]
-[[pcr]]
-index = 7
-values = ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]
-[[pcr]]
-index = 0
-values = ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]
-"#;
 
 const NOVA: &str = "/OpenAttestationWebServices/V1.0/PollHosts";
 const GOOD: (&str, &str) = ("compute-good", "cccccccc-0000-4000-8000-000000000001");
@@ -219,9 +131,9 @@ fn server_survives_sigkill_and_restart() {
             .to_string(),
     };
 
-    assert_eq!(api.put_policy(POLICY), 1);
+    assert_eq!(api.put_policy(FRESH_SWTPM_POLICY), 1);
     assert_eq!(
-        api.put_policy(&POLICY.replace("swtpm fresh", "swtpm fresh v2")),
+        api.put_policy(&FRESH_SWTPM_POLICY.replace("swtpm fresh", "swtpm fresh v2")),
         2
     );
     for ((name, uuid), p) in [(GOOD, agent_port), (MANUAL, 9)] {
@@ -335,5 +247,5 @@ fn server_survives_sigkill_and_restart() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(api.put_policy(POLICY), 3);
+    assert_eq!(api.put_policy(FRESH_SWTPM_POLICY), 3);
 }

@@ -351,3 +351,136 @@ pub fn run_tool(bin: &str, args: &[&str]) -> std::process::Output {
 }
 
 // --- tests ---------------------------------------------------------------------------------
+
+// --- trustpool processes (agents, servers) on loopback -----------------------------------------
+
+/// A whitelist a freshly started swtpm satisfies: PCRs 0 and 7 of the SHA-256 bank zero.
+pub const FRESH_SWTPM_POLICY: &str = r#"
+name = "swtpm fresh"
+require_eventlog = false
+[quote]
+require_pcrs = ["sha256:0-7"]
+[[pcr]]
+index = 7
+values = ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]
+[[pcr]]
+index = 0
+values = ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]
+"#;
+
+/// A child process killed (SIGKILL) and reaped on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port free right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Wait until something listens on `port` (60 s).
+pub fn wait_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Wait until `child` listens on `port`; if it exits first (or 60 s pass), fail with its log.
+pub fn wait_child_port(port: u16, child: &mut Child, log: &Path, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            panic!(
+                "{what} did not start:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `trustpool ARGS…` in the background, its stderr appended to `log`, waited for on `port`.
+pub fn start_trustpool(args: &[&std::ffi::OsStr], log: &Path, port: u16, what: &str) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trustpool"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap();
+    wait_child_port(port, &mut child, log, what);
+    Proc(child)
+}
+
+/// An agent configuration for `tpm`, listening on `port`, enrolling with the registrar on
+/// `registrar`, trusting client certificates from `ca`, serving no logs; state in dir/uuid.
+pub fn agent_config(
+    dir: &Path,
+    tpm: &Swtpm,
+    uuid: &str,
+    port: u16,
+    registrar: u16,
+    ca: &Path,
+) -> PathBuf {
+    let cfg = dir.join(format!("{uuid}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "tpm = \"{}\"\nlisten = \"127.0.0.1:{port}\"\nuuid = \"{uuid}\"\nregistrar = \"http://127.0.0.1:{registrar}\"\nstate_dir = \"{}\"\nclient_ca = \"{}\"\neventlog = \"\"\nima_log = \"\"\n",
+            tpm.uri(),
+            dir.join(uuid).display(),
+            ca.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// `trustpool agent` with [`agent_config`], its log in dir/uuid.log.
+pub fn start_agent(
+    dir: &Path,
+    tpm: &Swtpm,
+    uuid: &str,
+    port: u16,
+    registrar: u16,
+    ca: &Path,
+) -> Proc {
+    let cfg = agent_config(dir, tpm, uuid, port, registrar, ca);
+    start_agent_config(&cfg, &dir.join(format!("{uuid}.log")), port)
+}
+
+/// `trustpool agent --config CFG`.
+pub fn start_agent_config(cfg: &Path, log: &Path, port: u16) -> Proc {
+    start_trustpool(
+        &["agent".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+        log,
+        port,
+        "agent",
+    )
+}
+
+/// `trustpool server --config CFG`.
+pub fn start_server(cfg: &Path, log: &Path, port: u16) -> Proc {
+    start_trustpool(
+        &["server".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+        log,
+        port,
+        "server",
+    )
+}
